@@ -1,0 +1,41 @@
+// Depthwise convolution microkernels: declarations shared by every ISA.
+//
+// Each kernel processes a range [begin, end) of independent work units, so the caller (the ATen
+// kernel in csrc/ops/cpu/) owns threading and every unit is written by exactly one thread: the
+// results do not depend on the thread count. Tensors are dense in the layout the name says.
+//   *_nchw: input (N, C, H, W), weight (C*M, kH, kW), output (N, C*M, Ho, Wo)
+//   *_nhwc: input (N, H, W, C), weight packed tap-major (kH, kW, C*M), output (N, Ho, Wo, C*M)
+#pragma once
+#include "params.h"
+
+namespace sepconv {
+namespace cpu {
+
+template <typename T>
+struct DepthwiseKernels {
+  // units: output planes n * C*M + oc
+  void (*forward_nchw)(const DepthwiseParams&, const T* input, const T* weight, const T* bias,
+                       T* output, int64_t begin, int64_t end);
+  // units: output rows n * Ho + oh
+  void (*forward_nhwc)(const DepthwiseParams&, const T* input, const T* weight_packed,
+                       const T* bias, T* output, int64_t begin, int64_t end);
+  // units: input planes n * C + c
+  void (*backward_input_nchw)(const DepthwiseParams&, const T* grad_output, const T* weight,
+                              T* grad_input, int64_t begin, int64_t end);
+  // units: input rows n * H + ih
+  void (*backward_input_nhwc)(const DepthwiseParams&, const T* grad_output,
+                              const T* weight_packed, T* grad_input, int64_t begin, int64_t end);
+  // units: output channels oc; sums over the whole batch in a fixed order
+  void (*backward_weight_nchw)(const DepthwiseParams&, const T* grad_output, const T* input,
+                               T* grad_weight, int64_t begin, int64_t end);
+  // units: input channels c (each writes the packed columns c*M .. c*M+M-1)
+  void (*backward_weight_nhwc)(const DepthwiseParams&, const T* grad_output, const T* input,
+                               T* grad_weight_packed, int64_t begin, int64_t end);
+};
+
+// The portable C++ kernels (csrc/cpu/depthwise_scalar.cpp), defined for float and double.
+template <typename T>
+const DepthwiseKernels<T>& depthwise_scalar_kernels();
+
+}  // namespace cpu
+}  // namespace sepconv

@@ -1,0 +1,38 @@
+// Pointwise (1x1) convolution microkernels: declarations shared by every ISA.
+// Same conventions as depthwise.h: each kernel handles the units [begin, end), one writer per unit.
+//   *_nchw: input (N, Cin, P), weight (Cout, Cin), output (N, Cout, P), P = H*W
+//   *_nhwc: input (N*P, Cin), weight transposed (Cin, Cout), output (N*P, Cout)
+#pragma once
+#include "params.h"
+
+namespace sepconv {
+namespace cpu {
+
+// Pixels per NCHW work unit: a (Cin x block) slice of the input stays in L2 while every output
+// channel reads it.
+constexpr int64_t kPointwisePixelBlock = 128;
+
+inline int64_t pointwise_nchw_units(const PointwiseParams& p) {
+  return p.batch * ((p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock);
+}
+
+template <typename T>
+struct PointwiseKernels {
+  // units: pointwise_nchw_units(p) blocks of (image, kPointwisePixelBlock pixels)
+  void (*forward_nchw)(const PointwiseParams&, const T* input, const T* weight, const T* bias,
+                       T* output, int64_t begin, int64_t end);
+  // units: pixels n * P + i
+  void (*forward_nhwc)(const PointwiseParams&, const T* input, const T* weight_t, const T* bias,
+                       T* output, int64_t begin, int64_t end);
+  // units: output channels o; grad_weight (Cout, Cin) summed over the batch in a fixed order
+  void (*backward_weight_nchw)(const PointwiseParams&, const T* grad_output, const T* input,
+                               T* grad_weight, int64_t begin, int64_t end);
+  void (*backward_weight_nhwc)(const PointwiseParams&, const T* grad_output, const T* input,
+                               T* grad_weight, int64_t begin, int64_t end);
+};
+
+template <typename T>
+const PointwiseKernels<T>& pointwise_scalar_kernels();
+
+}  // namespace cpu
+}  // namespace sepconv

@@ -1,0 +1,29 @@
+// The CPU kernels of the ops, callable directly so one CPU kernel can build on another
+// (separable = depthwise then pointwise) without a second trip through the dispatcher.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+
+namespace sepconv {
+
+at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                at::IntArrayRef padding, at::IntArrayRef dilation);
+at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias);
+
+// Splits [0, units) over the intra-op threads with chunks of at least ~64K multiply-adds, so
+// small problems stay on one thread instead of paying for the wake-up.
+template <typename F>
+void parallel_units(int64_t units, int64_t work_per_unit, const F& f);
+
+}  // namespace sepconv
+
+#include <ATen/Parallel.h>
+
+template <typename F>
+void sepconv::parallel_units(int64_t units, int64_t work_per_unit, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, work_per_unit));
+  at::parallel_for(0, units, grain, f);
+}

@@ -1,0 +1,137 @@
+// CPU kernels of the depthwise ops: validate, pick the layout, lay tensors out densely for the
+// microkernels, and split the work units over threads. The arithmetic is in csrc/cpu/.
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "../../cpu/dispatch.h"
+#include "../checks.h"
+#include "cpu_kernels.h"
+
+namespace sepconv {
+namespace {
+
+constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
+
+// (C*M, 1, kH, kW) -> (kH, kW, C*M): for NHWC the kernels read one tap across all channels.
+at::Tensor pack_weight_tap_major(const at::Tensor& weight) {
+  return weight.permute({2, 3, 0, 1}).contiguous();
+}
+
+at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weight,
+                          c10::SymIntArrayRef input_size, at::IntArrayRef stride,
+                          at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const char* op = "sepconv::_depthwise_conv2d_backward_input";
+  const auto g = check_geometry(op, stride, padding, dilation);
+  check_depthwise_backward_input(op, grad_output, weight, input_size, g);
+  const auto in_size = C10_AS_INTARRAYREF_SLOW(input_size);
+  const auto fmt = output_memory_format(grad_output);
+  at::Tensor grad_input = at::empty(in_size, grad_output.options().memory_format(fmt));
+  if (grad_input.numel() == 0) return grad_input;
+  const auto p = depthwise_params(in_size, grad_output.sizes(), weight.size(2), weight.size(3), g);
+  const int64_t taps = p.kernel_h * p.kernel_w;
+  AT_DISPATCH_FLOATING_TYPES(grad_output.scalar_type(), "depthwise_backward_input_cpu", [&] {
+    const auto& kernels = cpu::depthwise_kernels<scalar_t>();
+    scalar_t* gx = grad_input.data_ptr<scalar_t>();
+    if (fmt == kChannelsLast) {
+      const at::Tensor gy = grad_output.contiguous(kChannelsLast);
+      const at::Tensor w = pack_weight_tap_major(weight);
+      parallel_units(p.batch * p.in_h, p.in_w * p.channels * taps, [&](int64_t b, int64_t e) {
+        kernels.backward_input_nhwc(p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                                    gx, b, e);
+      });
+    } else {
+      const at::Tensor gy = grad_output.contiguous();
+      const at::Tensor w = weight.contiguous();
+      parallel_units(p.batch * p.channels, p.multiplier * p.out_h * p.out_w * taps,
+                     [&](int64_t b, int64_t e) {
+                       kernels.backward_input_nchw(p, gy.const_data_ptr<scalar_t>(),
+                                                   w.const_data_ptr<scalar_t>(), gx, b, e);
+                     });
+    }
+  });
+  return grad_input;
+}
+
+at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& input,
+                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const char* op = "sepconv::_depthwise_conv2d_backward_weight";
+  const auto g = check_geometry(op, stride, padding, dilation);
+  check_depthwise_backward_weight(op, grad_output, input, kernel_size, g);
+  const auto p = depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0],
+                                  kernel_size[1], g);
+  const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+  const int64_t work = p.batch * p.out_h * p.out_w * taps;  // per output channel
+  at::Tensor grad_weight;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_backward_weight_cpu", [&] {
+    const auto& kernels = cpu::depthwise_kernels<scalar_t>();
+    if (output_memory_format(input) == kChannelsLast) {
+      const at::Tensor x = input.contiguous(kChannelsLast);
+      const at::Tensor gy = grad_output.contiguous(kChannelsLast);
+      at::Tensor packed = at::empty({p.kernel_h, p.kernel_w, cout}, input.options());
+      parallel_units(p.channels, work * p.multiplier, [&](int64_t b, int64_t e) {
+        kernels.backward_weight_nhwc(p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                     packed.data_ptr<scalar_t>(), b, e);
+      });
+      grad_weight = packed.permute({2, 0, 1}).unsqueeze(1).contiguous();
+    } else {
+      const at::Tensor x = input.contiguous();
+      const at::Tensor gy = grad_output.contiguous();
+      grad_weight = at::empty({cout, 1, p.kernel_h, p.kernel_w}, input.options());
+      parallel_units(cout, work, [&](int64_t b, int64_t e) {
+        kernels.backward_weight_nchw(p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                                     grad_weight.data_ptr<scalar_t>(), b, e);
+      });
+    }
+  });
+  return grad_weight;
+}
+
+}  // namespace
+
+at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const char* op = "sepconv::depthwise_conv2d";
+  const auto g = check_geometry(op, stride, padding, dilation);
+  const auto out_sym = check_depthwise_forward(op, input, weight, bias, g);
+  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
+  const auto fmt = output_memory_format(input);
+  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  if (output.numel() == 0) return output;
+  const auto p = depthwise_params(input.sizes(), out_size, weight.size(2), weight.size(3), g);
+  const int64_t taps = p.kernel_h * p.kernel_w;
+  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv2d_cpu", [&] {
+    const auto& kernels = cpu::depthwise_kernels<scalar_t>();
+    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* y = output.data_ptr<scalar_t>();
+    if (fmt == kChannelsLast) {
+      const at::Tensor x = input.contiguous(kChannelsLast);
+      const at::Tensor w = pack_weight_tap_major(weight);
+      parallel_units(p.batch * p.out_h, p.out_w * p.out_channels() * taps,
+                     [&](int64_t b0, int64_t e0) {
+                       kernels.forward_nhwc(p, x.const_data_ptr<scalar_t>(),
+                                            w.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+                     });
+    } else {
+      const at::Tensor x = input.contiguous();
+      const at::Tensor w = weight.contiguous();
+      parallel_units(p.batch * p.out_channels(), p.out_h * p.out_w * taps,
+                     [&](int64_t b0, int64_t e0) {
+                       kernels.forward_nchw(p, x.const_data_ptr<scalar_t>(),
+                                            w.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+                     });
+    }
+  });
+  return output;
+}
+
+TORCH_LIBRARY_IMPL(sepconv, CPU, m) {
+  m.impl("depthwise_conv2d", depthwise_conv2d_cpu);
+  m.impl("_depthwise_conv2d_backward_input", backward_input);
+  m.impl("_depthwise_conv2d_backward_weight", backward_weight);
+}
+
+}  // namespace sepconv

@@ -1,0 +1,81 @@
+// CPU kernels of the pointwise ops: NCHW runs one GEMM per image (W x X), channels_last one GEMM
+// over all N*H*W pixels (X x W^T). The arithmetic is in csrc/cpu/.
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include "../../cpu/dispatch.h"
+#include "../checks.h"
+#include "cpu_kernels.h"
+
+namespace sepconv {
+namespace {
+
+constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
+
+cpu::PointwiseParams pointwise_params(const at::Tensor& input, int64_t out_channels) {
+  return {input.size(0), input.size(1), out_channels, input.size(2) * input.size(3)};
+}
+
+at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& input) {
+  check_pointwise_backward_weight("sepconv::_pointwise_conv2d_backward_weight", grad_output, input);
+  const auto p = pointwise_params(input, grad_output.size(1));
+  at::Tensor grad_weight = at::empty({p.out_channels, p.in_channels}, input.options());
+  const bool channels_last = output_memory_format(input) == kChannelsLast;
+  const auto fmt = channels_last ? kChannelsLast : at::MemoryFormat::Contiguous;
+  const at::Tensor x = input.contiguous(fmt);
+  const at::Tensor gy = grad_output.contiguous(fmt);
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_backward_weight_cpu", [&] {
+    const auto& kernels = cpu::pointwise_kernels<scalar_t>();
+    const auto kernel = channels_last ? kernels.backward_weight_nhwc : kernels.backward_weight_nchw;
+    parallel_units(p.out_channels, p.batch * p.pixels * p.in_channels, [&](int64_t b, int64_t e) {
+      kernel(p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+             grad_weight.data_ptr<scalar_t>(), b, e);
+    });
+  });
+  return grad_weight;
+}
+
+}  // namespace
+
+at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias) {
+  const auto out_sym = check_pointwise_forward("sepconv::pointwise_conv2d", input, weight, bias);
+  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
+  const auto fmt = output_memory_format(input);
+  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  if (output.numel() == 0) return output;
+  const auto p = pointwise_params(input, out_size[1]);
+  const at::Tensor w = weight.reshape({p.out_channels, p.in_channels});
+  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_conv2d_cpu", [&] {
+    const auto& kernels = cpu::pointwise_kernels<scalar_t>();
+    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* y = output.data_ptr<scalar_t>();
+    if (fmt == kChannelsLast) {
+      const at::Tensor x = input.contiguous(kChannelsLast);
+      const at::Tensor wt = w.t().contiguous();
+      parallel_units(p.batch * p.pixels, p.in_channels * p.out_channels, [&](int64_t b0, int64_t e0) {
+        kernels.forward_nhwc(p, x.const_data_ptr<scalar_t>(), wt.const_data_ptr<scalar_t>(), bp, y,
+                             b0, e0);
+      });
+    } else {
+      const at::Tensor x = input.contiguous();
+      const at::Tensor wc = w.contiguous();
+      parallel_units(cpu::pointwise_nchw_units(p),
+                     cpu::kPointwisePixelBlock * p.in_channels * p.out_channels,
+                     [&](int64_t b0, int64_t e0) {
+                       kernels.forward_nchw(p, x.const_data_ptr<scalar_t>(),
+                                            wc.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+                     });
+    }
+  });
+  return output;
+}
+
+TORCH_LIBRARY_IMPL(sepconv, CPU, m) {
+  m.impl("pointwise_conv2d", pointwise_conv2d_cpu);
+  m.impl("_pointwise_conv2d_backward_weight", backward_weight);
+}
+
+}  // namespace sepconv
