@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "pointwise.h"
+#include "vectorize.h"
 
 namespace sepconv {
 namespace cpu {
@@ -31,18 +32,9 @@ struct Tile {
 // Cache blocks: MC rows of A and NC columns of B stay in L2 while the tiles sweep them.
 constexpr int64_t kBlockRows = 64, kBlockCols = 128;
 
-// GCC's loop vectoriser would vectorise the k loop of gemm_tile (gathering A with shuffles, ~4x
-// slower); with it off, the SLP vectoriser turns the unrolled MR x NR body into register-resident
-// vector multiply-adds instead. Measured: 2.6 -> 10.4 GMAC/s (576x96x196, GCC 12, SSE2).
-#if defined(__GNUC__) && !defined(__clang__)
-#define SEPCONV_NO_LOOP_VECTORIZE __attribute__((noinline, optimize("no-tree-loop-vectorize")))
-#else
-#define SEPCONV_NO_LOOP_VECTORIZE __attribute__((noinline))
-#endif
-
 // c[i][j] = bias + sum_k a[i][k] * b[k][j] for one full MR x NR tile.
 template <typename T>
-SEPCONV_NO_LOOP_VECTORIZE void gemm_tile(const Gemm& g, const T* __restrict a, const T* __restrict b,
+SEPCONV_BLOCK_KERNEL void gemm_tile(const Gemm& g, const T* __restrict a, const T* __restrict b,
                       T* __restrict c, const T* row_bias, const T* col_bias) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
   const int64_t k = g.k, lda = g.lda, ldb = g.ldb;  // locals: no reloads through `g`
