@@ -1,0 +1,26 @@
+"""Depthwise, pointwise and separable 2-D convolution for PyTorch: SIMD CPU and CUDA kernels.
+
+Importing the package registers the operators ``torch.ops.sepconv.*``.
+"""
+
+import torch  # noqa: F401  (first: _C links against libtorch's shared libraries)
+
+import sepconv_ext._C  # noqa: F401  (loading the library registers the operators)
+from sepconv_ext._backend import backend_info, set_cpu_isa
+from sepconv_ext.convert import convert
+from sepconv_ext.functional import depthwise_conv2d, pointwise_conv2d, separable_conv2d
+from sepconv_ext.modules import DepthwiseConv2d, PointwiseConv2d, SeparableConv2d
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DepthwiseConv2d",
+    "PointwiseConv2d",
+    "SeparableConv2d",
+    "backend_info",
+    "convert",
+    "depthwise_conv2d",
+    "pointwise_conv2d",
+    "separable_conv2d",
+    "set_cpu_isa",
+]
