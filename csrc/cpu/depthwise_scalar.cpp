@@ -15,24 +15,6 @@ namespace {
 // its precision, as a fixed-order sum (bitwise reproducible).
 using acc_t = double;
 
-// For every horizontal tap j of an NCHW row kernel: the output columns [lo, lo + count) whose
-// input column (ow * stride + j * dilation - pad_left) lies inside the row, and the input column
-// `first` of output column lo. Computed once per call, not per row: integer divisions in the row
-// loop cost more than the short rows themselves.
-struct TapRanges {
-  std::vector<int64_t> lo, count, first;
-  explicit TapRanges(const DepthwiseParams& p)
-      : lo(p.kernel_w), count(p.kernel_w), first(p.kernel_w) {
-    for (int64_t j = 0; j < p.kernel_w; ++j) {
-      const int64_t off = j * p.dilation_w - p.pad_left;
-      int64_t hi;
-      valid_output_range(off, p.stride_w, p.in_w, p.out_w, &lo[j], &hi);
-      count[j] = hi - lo[j];
-      first[j] = lo[j] * p.stride_w + off;
-    }
-  }
-};
-
 template <typename T>
 void forward_nchw(const DepthwiseParams& p, const T* input, const T* weight, const T* bias,
                   T* output, int64_t begin, int64_t end) {

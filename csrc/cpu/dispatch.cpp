@@ -11,8 +11,29 @@ namespace {
 
 bool always() { return true; }
 
-// Best first. SIMD rows are added here as their kernels land; scalar must stay last.
+#if defined(__x86_64__) || defined(_M_X64)
+// __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV).
+bool has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+bool has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+// Best first; scalar must stay last. Pointwise has no SIMD kernels yet: every row uses the
+// portable GEMM until they land.
 const CpuKernelTable kTable[] = {
+#if defined(__x86_64__) || defined(_M_X64)
+    {"avx512", has_avx512, depthwise_avx512_kernels, pointwise_scalar_kernels<float>},
+    {"avx2", has_avx2, depthwise_avx2_kernels, pointwise_scalar_kernels<float>},
+#endif
+#if defined(__aarch64__)
+    {"neon", always, depthwise_neon_kernels, pointwise_scalar_kernels<float>},
+#endif
     {"scalar", always, depthwise_scalar_kernels<float>, pointwise_scalar_kernels<float>},
 };
 constexpr int kRows = sizeof(kTable) / sizeof(kTable[0]);

@@ -2,6 +2,7 @@
 // no ATen here, so the microkernels build and test without torch (natively and for aarch64).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace sepconv {
 namespace cpu {
@@ -36,6 +37,12 @@ struct PointwiseParams {
 // Every microkernel uses it to split a row into a border part (skipped taps) and an interior.
 inline void valid_output_range(int64_t offset, int64_t stride, int64_t size, int64_t out_size,
                                int64_t* lo, int64_t* hi) {
+  if (stride == 1) {  // the common case, without divisions (they cost more than short rows)
+    *lo = offset >= 0 ? 0 : -offset < out_size ? -offset : out_size;
+    *hi = size - offset < out_size ? size - offset : out_size;
+    if (*hi < *lo) *hi = *lo;
+    return;
+  }
   // smallest o with o*stride + offset >= 0
   int64_t first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
   // largest o with o*stride + offset <= size - 1, plus one
@@ -44,6 +51,29 @@ inline void valid_output_range(int64_t offset, int64_t stride, int64_t size, int
   *hi = last < out_size ? last : out_size;
   if (*hi < *lo) *hi = *lo;
 }
+
+// For every horizontal tap j of an NCHW row kernel: the output columns [lo, lo + count) whose
+// input column (ow * stride + j * dilation - pad_left) lies inside the row, and the input column
+// `first` of output column lo. Computed once per call, not per row: integer divisions in the row
+// loop cost more than the short rows themselves.
+struct TapRanges {
+  std::vector<int64_t> lo, count, first;
+  // Output columns [interior_lo, interior_hi) read every tap inside the row (no clipping).
+  int64_t interior_lo = 0, interior_hi = 0;
+  explicit TapRanges(const DepthwiseParams& p)
+      : lo(p.kernel_w), count(p.kernel_w), first(p.kernel_w), interior_hi(p.out_w) {
+    for (int64_t j = 0; j < p.kernel_w; ++j) {
+      const int64_t off = j * p.dilation_w - p.pad_left;
+      int64_t hi;
+      valid_output_range(off, p.stride_w, p.in_w, p.out_w, &lo[j], &hi);
+      count[j] = hi - lo[j];
+      first[j] = lo[j] * p.stride_w + off;
+      interior_lo = lo[j] > interior_lo ? lo[j] : interior_lo;
+      interior_hi = hi < interior_hi ? hi : interior_hi;
+    }
+    if (interior_hi < interior_lo) interior_hi = interior_lo;
+  }
+};
 
 }  // namespace cpu
 }  // namespace sepconv

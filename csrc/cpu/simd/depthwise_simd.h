@@ -1,0 +1,407 @@
+// Depthwise float32 microkernels written once against a vector interface V (vec_avx512.h,
+// vec_avx2.h, vec_neon.h) and compiled once per ISA by csrc/cpu/depthwise_<isa>.cpp. Everything
+// here is a template on V, so each ISA's instantiation is a distinct symbol compiled with that
+// file's target options (no ODR mixing of AVX-512 code into other translation units).
+//
+// Same work-unit contract as depthwise.h. Cases the vector code does not cover (NHWC with a
+// depth multiplier > 1, NCHW input gradient with stride > 1) run the portable kernels.
+//
+// Float32 sums: each vector accumulates at most one plane (weight gradient) or one window
+// (forward, input gradient) in float; whole-batch weight-gradient sums are folded in double in a
+// fixed order, as in the portable kernels, so results are bitwise reproducible for any thread count.
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "../depthwise.h"
+
+namespace sepconv {
+namespace cpu {
+
+template <class V>
+struct DepthwiseSimd {
+  using reg = typename V::reg;
+  static constexpr int64_t W = V::width;
+  static constexpr int64_t kBlock = 4;  // independent accumulators per step: hides FMA latency
+
+  // n (<= W) values p[0], p[stride], ...; S is the stride when known at compile time (1 or 2).
+  // `overread`: the caller guarantees p[2W - 1] is readable, so stride 2 needs no masks.
+  template <int S>
+  static reg load_cols(const float* p, int64_t stride, int64_t n, bool overread = false) {
+    if (S == 1) return load_n(p, n);
+    if (S == 2) return overread && n == W ? V::load_even_full(p) : V::load_even(p, n);
+    return V::load_strided(p, stride, n);
+  }
+
+  // n <= W consecutive floats; full vectors without a mask (masked loads cost more on AVX2,
+  // masked stores far more: vmaskmovps stores are microcoded on AMD Zen).
+  static reg load_n(const float* p, int64_t n) { return n == W ? V::load(p) : V::load(p, n); }
+  static void store_n(float* p, reg v, int64_t n) {
+    if (n == W) V::store(p, v); else V::store(p, v, n);
+  }
+
+  // A zero-padded copy of one input plane, so the NCHW kernels never clip taps: padded row r
+  // and column c hold input (r - top, c - left), or 0 outside the input. Sized for the output
+  // (rows (out_h - 1) * stride + (k - 1) * dilation + 1, same for columns) plus one column of
+  // slack for full-width stride-2 loads. The zero border is written once; each plane
+  // overwrites only the interior.
+  struct PaddedPlane {
+    int64_t rows, cols, pitch, top, left, in_h, in_w;
+    std::vector<float> buf;
+    PaddedPlane(const DepthwiseParams& p)
+        : rows((p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1),
+          cols((p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1),
+          pitch(cols + 1), top(p.pad_top), left(p.pad_left), in_h(p.in_h), in_w(p.in_w),
+          buf(rows * pitch, 0.f) {}
+    const float* load(const float* x) {
+      const int64_t c_lo = std::max<int64_t>(0, left), c_hi = std::min(cols, in_w + left);
+      for (int64_t r = std::max<int64_t>(0, top); r < std::min(rows, in_h + top); ++r)
+        std::copy(x + (r - top) * in_w + (c_lo - left), x + (r - top) * in_w + (c_hi - left),
+                  buf.data() + r * pitch + c_lo);
+      return buf.data();
+    }
+  };
+
+  // acc[q] += the taps of one kernel row for kBlock full vectors of output columns.
+  template <int S>
+  __attribute__((always_inline)) static inline void kernel_row(const DepthwiseParams& p,
+                                                               const float* xrow, const float* w,
+                                                               reg (&acc)[kBlock]) {
+    const int64_t sw = S > 0 ? S : p.stride_w;  // a constant where known: frees registers
+    for (int64_t j = 0; j < p.kernel_w; ++j) {
+      const reg wv = V::set1(w[j]);
+      const float* xs = xrow + j * p.dilation_w;
+      for (int64_t q = 0; q < kBlock; ++q)
+        acc[q] = V::fma(wv, load_cols<S>(xs + q * W * sw, sw, W, true), acc[q]);
+    }
+  }
+
+  // One output plane of a single-channel correlation over a padded plane: y = b + sum_taps
+  // w * x (or y += ... when `accumulate`), vectorised along W, kBlock vectors at a time with two
+  // accumulators each (even / odd kernel rows): enough independent FMA chains to hide latency.
+  template <int S>
+  static void correlate_plane(const DepthwiseParams& p, const float* x, int64_t pitch,
+                              const float* w, float b, float* y, bool accumulate) {
+    const int64_t sw = S > 0 ? S : p.stride_w, row_step = p.dilation_h * pitch;
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      float* yrow = y + oh * p.out_w;
+      const float* xtop = x + oh * p.stride_h * pitch;
+      int64_t ow = 0;
+      for (; ow + kBlock * W <= p.out_w; ow += kBlock * W) {
+        // Two accumulators per vector (even / odd kernel rows): 2 * kBlock independent FMA
+        // chains. Named arrays with constant indices, so they stay in registers.
+        reg even[kBlock], odd[kBlock];
+        for (int64_t q = 0; q < kBlock; ++q) {
+          even[q] = accumulate ? V::load(yrow + ow + q * W) : V::set1(b);
+          odd[q] = V::zero();
+        }
+        const float* xcol = xtop + ow * sw;
+        int64_t i = 0;
+        for (; i + 1 < p.kernel_h; i += 2) {
+          kernel_row<S>(p, xcol + i * row_step, w + i * p.kernel_w, even);
+          kernel_row<S>(p, xcol + (i + 1) * row_step, w + (i + 1) * p.kernel_w, odd);
+        }
+        if (i < p.kernel_h) kernel_row<S>(p, xcol + i * row_step, w + i * p.kernel_w, even);
+        for (int64_t q = 0; q < kBlock; ++q) V::store(yrow + ow + q * W, V::add(even[q], odd[q]));
+      }
+      for (; ow < p.out_w; ow += W) {
+        const int64_t n = std::min(W, p.out_w - ow);
+        reg acc = accumulate ? load_n(yrow + ow, n) : V::set1(b);
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          const float* xrow = xtop + i * row_step + ow * sw;
+          for (int64_t j = 0; j < p.kernel_w; ++j)
+            acc = V::fma(V::set1(w[i * p.kernel_w + j]),
+                         load_cols<S>(xrow + j * p.dilation_w, sw, n, true), acc);
+        }
+        store_n(yrow + ow, acc, n);
+      }
+    }
+  }
+
+  template <int S>
+  static void forward_nchw_s(const DepthwiseParams& p, const float* input, const float* weight,
+                             const float* bias, float* output, int64_t begin, int64_t end) {
+    const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+    PaddedPlane pad(p);
+    int64_t loaded = -1;  // the input plane in `pad` (the M output planes of a channel share it)
+    const float* x = nullptr;
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / cout, oc = plane % cout, in_plane = n * p.channels + oc / p.multiplier;
+      if (in_plane != loaded) x = pad.load(input + in_plane * p.in_h * p.in_w), loaded = in_plane;
+      correlate_plane<S>(p, x, pad.pitch, weight + oc * taps, bias ? bias[oc] : 0.f,
+                         output + plane * p.out_h * p.out_w, false);
+    }
+  }
+
+  static void forward_nchw(const DepthwiseParams& p, const float* input, const float* weight,
+                           const float* bias, float* output, int64_t begin, int64_t end) {
+    if (p.stride_w == 1) return forward_nchw_s<1>(p, input, weight, bias, output, begin, end);
+    if (p.stride_w == 2) return forward_nchw_s<2>(p, input, weight, bias, output, begin, end);
+    forward_nchw_s<0>(p, input, weight, bias, output, begin, end);
+  }
+
+  // Stride 1 only: the geometry of the input gradient as a forward correlation of grad_output
+  // with the flipped kernel, padded by dilation * (k - 1) - pad.
+  static DepthwiseParams transposed(const DepthwiseParams& p) {
+    DepthwiseParams q = p;
+    q.in_h = p.out_h, q.in_w = p.out_w, q.out_h = p.in_h, q.out_w = p.in_w;
+    q.pad_top = p.dilation_h * (p.kernel_h - 1) - p.pad_top;
+    q.pad_left = p.dilation_w * (p.kernel_w - 1) - p.pad_left;
+    return q;
+  }
+
+  // With stride 1 the input gradient is a correlation of grad_output with the flipped kernel,
+  // padded by dilation * (k - 1) - pad: the forward row kernel again, accumulating over the
+  // multiplier's output planes.
+  static void backward_input_nchw(const DepthwiseParams& p, const float* grad_output,
+                                  const float* weight, float* grad_input, int64_t begin,
+                                  int64_t end) {
+    if (p.stride_h != 1 || p.stride_w != 1)
+      return depthwise_scalar_kernels<float>().backward_input_nchw(p, grad_output, weight,
+                                                                   grad_input, begin, end);
+    const DepthwiseParams q = transposed(p);
+    PaddedPlane pad(q);
+    const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+    std::vector<float> flipped(taps);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.channels, c = plane % p.channels;
+      float* gx = grad_input + plane * p.in_h * p.in_w;
+      for (int64_t k = 0; k < p.multiplier; ++k) {
+        const int64_t oc = c * p.multiplier + k;
+        const float* w = weight + oc * taps;
+        for (int64_t t = 0; t < taps; ++t) flipped[t] = w[taps - 1 - t];
+        const float* gy = pad.load(grad_output + (n * cout + oc) * p.out_h * p.out_w);
+        correlate_plane<1>(q, gy, pad.pitch, flipped.data(), 0.f, gx, k > 0);
+      }
+    }
+  }
+
+  // Weight gradient: for every tap, a dot product of grad_output rows with the padded input's
+  // shifted rows (zeros contribute nothing, so no clipping). Vector partial sums cover one plane,
+  // then fold into double.
+  template <int S>
+  static void backward_weight_nchw_s(const DepthwiseParams& p, const float* grad_output,
+                                     const float* input, float* grad_weight, int64_t begin,
+                                     int64_t end) {
+    const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+    const int64_t sw = S > 0 ? S : p.stride_w;
+    PaddedPlane pad(p);
+    std::vector<float> acc(taps * W);  // one vector partial sum per tap
+    std::vector<double> total(taps);
+    for (int64_t oc = begin; oc < end; ++oc) {
+      std::fill(total.begin(), total.end(), 0.0);
+      for (int64_t n = 0; n < p.batch; ++n) {
+        std::fill(acc.begin(), acc.end(), 0.f);
+        const float* gy = grad_output + (n * cout + oc) * p.out_h * p.out_w;
+        const float* x = pad.load(input + (n * p.channels + oc / p.multiplier) * p.in_h * p.in_w);
+        for (int64_t oh = 0; oh < p.out_h; ++oh) {
+          const float* gyrow = gy + oh * p.out_w;
+          for (int64_t i = 0; i < p.kernel_h; ++i) {
+            const float* xrow = x + (oh * p.stride_h + i * p.dilation_h) * pad.pitch;
+            for (int64_t j = 0; j < p.kernel_w; ++j) {
+              const float* xs = xrow + j * p.dilation_w;
+              float* a = acc.data() + (i * p.kernel_w + j) * W;
+              reg a0 = V::load(a), a1 = V::zero();
+              int64_t k = 0;
+              for (; k + 2 * W <= p.out_w; k += 2 * W) {
+                a0 = V::fma(V::load(gyrow + k), load_cols<S>(xs + k * sw, sw, W, true), a0);
+                a1 = V::fma(V::load(gyrow + k + W), load_cols<S>(xs + (k + W) * sw, sw, W, true),
+                            a1);
+              }
+              for (; k < p.out_w; k += W) {
+                const int64_t m = std::min(W, p.out_w - k);
+                a0 = V::fma(load_n(gyrow + k, m), load_cols<S>(xs + k * sw, sw, m, true), a0);
+              }
+              V::store(a, V::add(a0, a1));
+            }
+          }
+        }
+        for (int64_t t = 0; t < taps; ++t) total[t] += V::sum(V::load(acc.data() + t * W));
+      }
+      for (int64_t t = 0; t < taps; ++t) grad_weight[oc * taps + t] = static_cast<float>(total[t]);
+    }
+  }
+
+  static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
+                                   const float* input, float* grad_weight, int64_t begin,
+                                   int64_t end) {
+    if (p.stride_w == 1)
+      return backward_weight_nchw_s<1>(p, grad_output, input, grad_weight, begin, end);
+    if (p.stride_w == 2)
+      return backward_weight_nchw_s<2>(p, grad_output, input, grad_weight, begin, end);
+    backward_weight_nchw_s<0>(p, grad_output, input, grad_weight, begin, end);
+  }
+
+  // NHWC forward, multiplier 1, for P neighbouring output pixels of one row: channels along
+  // the vector, the P pixels share every weight load. x points at pixel ow's tap (0, 0).
+  template <int P>
+  static void nhwc_pixels(const DepthwiseParams& p, const float* x, const float* weight_packed,
+                          const float* bias, float* y, int64_t i_lo, int64_t i_hi, int64_t j_lo,
+                          int64_t j_hi) {
+    const int64_t C = p.channels, step_i = p.dilation_h * p.in_w * C,
+                  step_j = p.dilation_w * C, step_ow = p.stride_w * C;
+    for (int64_t c0 = 0; c0 < C; c0 += W) {
+      const int64_t m = std::min(W, C - c0);
+      reg acc[P];
+      const reg b = bias ? V::load(bias + c0, m) : V::zero();
+      for (int q = 0; q < P; ++q) acc[q] = b;
+      for (int64_t i = i_lo; i < i_hi; ++i)
+        for (int64_t j = j_lo; j < j_hi; ++j) {
+          const reg wv = load_n(weight_packed + (i * p.kernel_w + j) * C + c0, m);
+          const float* xs = x + (i * step_i + j * step_j + c0);
+          if (m == W) {
+            for (int q = 0; q < P; ++q) acc[q] = V::fma(wv, V::load(xs + q * step_ow), acc[q]);
+          } else {
+            for (int q = 0; q < P; ++q) acc[q] = V::fma(wv, V::load(xs + q * step_ow, m), acc[q]);
+          }
+        }
+      for (int q = 0; q < P; ++q) store_n(y + q * C + c0, acc[q], m);
+    }
+  }
+
+  // NHWC forward, multiplier 1: kBlock pixels at a time in the interior, border pixels one at a
+  // time with their taps clipped.
+  static void forward_nhwc(const DepthwiseParams& p, const float* input, const float* weight_packed,
+                           const float* bias, float* output, int64_t begin, int64_t end) {
+    if (p.multiplier != 1)
+      return depthwise_scalar_kernels<float>().forward_nhwc(p, input, weight_packed, bias, output,
+                                                            begin, end);
+    const int64_t C = p.channels;
+    const TapRanges r(p);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / p.out_h, oh = row % p.out_h;
+      int64_t i_lo, i_hi;
+      valid_output_range(oh * p.stride_h - p.pad_top, p.dilation_h, p.in_h, p.kernel_h, &i_lo,
+                         &i_hi);
+      // Element offset of output column ow's tap (0, 0), channel 0 (may lie in the padding).
+      const int64_t x00 = ((n * p.in_h + oh * p.stride_h - p.pad_top) * p.in_w - p.pad_left) * C;
+      auto x_at = [&](int64_t ow) { return input + (x00 + ow * p.stride_w * C); };
+      float* yrow = output + row * p.out_w * C;
+      auto clipped = [&](int64_t ow) {
+        int64_t j_lo, j_hi;
+        valid_output_range(ow * p.stride_w - p.pad_left, p.dilation_w, p.in_w, p.kernel_w, &j_lo,
+                           &j_hi);
+        nhwc_pixels<1>(p, x_at(ow), weight_packed, bias, yrow + ow * C, i_lo, i_hi, j_lo, j_hi);
+      };
+      for (int64_t ow = 0; ow < r.interior_lo; ++ow) clipped(ow);
+      int64_t ow = r.interior_lo;
+      for (; ow + kBlock <= r.interior_hi; ow += kBlock)
+        nhwc_pixels<kBlock>(p, x_at(ow), weight_packed, bias, yrow + ow * C, i_lo, i_hi, 0,
+                            p.kernel_w);
+      for (; ow < r.interior_hi; ++ow)
+        nhwc_pixels<1>(p, x_at(ow), weight_packed, bias, yrow + ow * C, i_lo, i_hi, 0, p.kernel_w);
+      for (ow = std::max(r.interior_hi, r.interior_lo); ow < p.out_w; ++ow) clipped(ow);
+    }
+  }
+
+  // NHWC input gradient, multiplier 1: each input pixel gathers the output pixels whose window
+  // covered it, channels along the vector.
+  static void backward_input_nhwc(const DepthwiseParams& p, const float* grad_output,
+                                  const float* weight_packed, float* grad_input, int64_t begin,
+                                  int64_t end) {
+    if (p.multiplier != 1)
+      return depthwise_scalar_kernels<float>().backward_input_nhwc(p, grad_output, weight_packed,
+                                                                   grad_input, begin, end);
+    const int64_t C = p.channels;
+    if (p.stride_h == 1 && p.stride_w == 1) {  // the forward kernel on the flipped taps
+      const int64_t taps = p.kernel_h * p.kernel_w;
+      std::vector<float> flipped(taps * C);
+      for (int64_t t = 0; t < taps; ++t)
+        std::copy(weight_packed + (taps - 1 - t) * C, weight_packed + (taps - t) * C,
+                  flipped.begin() + t * C);
+      return forward_nhwc(transposed(p), grad_output, flipped.data(), nullptr, grad_input, begin,
+                          end);
+    }
+    std::vector<int64_t> js, ows;  // valid (tap j, output column) pairs of one input column
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / p.in_h, ih = row % p.in_h;
+      for (int64_t iw = 0; iw < p.in_w; ++iw) {
+        js.clear(), ows.clear();
+        for (int64_t j = 0; j < p.kernel_w; ++j) {
+          const int64_t tw = iw + p.pad_left - j * p.dilation_w;
+          if (tw < 0 || tw % p.stride_w != 0 || tw / p.stride_w >= p.out_w) continue;
+          js.push_back(j), ows.push_back(tw / p.stride_w);
+        }
+        float* gx = grad_input + (row * p.in_w + iw) * C;
+        for (int64_t c0 = 0; c0 < C; c0 += W) {
+          const int64_t m = std::min(W, C - c0);
+          reg acc0 = V::zero(), acc1 = V::zero();
+          for (int64_t i = 0; i < p.kernel_h; ++i) {
+            const int64_t th = ih + p.pad_top - i * p.dilation_h;
+            if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.out_h) continue;
+            const float* gyrow = grad_output + ((n * p.out_h + th / p.stride_h) * p.out_w) * C + c0;
+            const float* wrow = weight_packed + i * p.kernel_w * C + c0;
+            size_t t = 0;
+            for (; t + 2 <= js.size(); t += 2) {
+              acc0 = V::fma(load_n(wrow + js[t] * C, m), load_n(gyrow + ows[t] * C, m), acc0);
+              acc1 = V::fma(load_n(wrow + js[t + 1] * C, m), load_n(gyrow + ows[t + 1] * C, m),
+                            acc1);
+            }
+            if (t < js.size())
+              acc0 = V::fma(load_n(wrow + js[t] * C, m), load_n(gyrow + ows[t] * C, m), acc0);
+          }
+          store_n(gx + c0, V::add(acc0, acc1), m);
+        }
+      }
+    }
+  }
+
+  // NHWC weight gradient, multiplier 1: units are input channels. For each W-channel chunk and
+  // each (output row, tap), one pass along the row with two register accumulators, reading
+  // grad_output and input from L1; partial sums per image, folded into double per image.
+  static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
+                                   const float* input, float* grad_weight_packed, int64_t begin,
+                                   int64_t end) {
+    if (p.multiplier != 1)
+      return depthwise_scalar_kernels<float>().backward_weight_nhwc(p, grad_output, input,
+                                                                    grad_weight_packed, begin, end);
+    const int64_t C = p.channels, taps = p.kernel_h * p.kernel_w, sC = p.stride_w * C;
+    const TapRanges r(p);
+    std::vector<float> acc(taps * W);  // one vector partial sum per tap
+    std::vector<double> total(taps * W);
+    for (int64_t c0 = begin; c0 < end; c0 += W) {
+      const int64_t m = std::min(W, end - c0);
+      std::fill(total.begin(), total.end(), 0.0);
+      for (int64_t n = 0; n < p.batch; ++n) {
+        std::fill(acc.begin(), acc.end(), 0.f);
+        for (int64_t oh = 0; oh < p.out_h; ++oh) {
+          int64_t i_lo, i_hi;
+          valid_output_range(oh * p.stride_h - p.pad_top, p.dilation_h, p.in_h, p.kernel_h,
+                             &i_lo, &i_hi);
+          const float* gyrow = grad_output + ((n * p.out_h + oh) * p.out_w) * C + c0;
+          for (int64_t i = i_lo; i < i_hi; ++i) {
+            const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
+            const float* xrow = input + ((n * p.in_h + ih) * p.in_w) * C + c0;
+            for (int64_t j = 0; j < p.kernel_w; ++j) {
+              const float* gy = gyrow + r.lo[j] * C;
+              const float* x = xrow + r.first[j] * C;
+              float* a = acc.data() + (i * p.kernel_w + j) * W;
+              reg a0 = V::load(a), a1 = V::zero();
+              int64_t k = 0;
+              for (; k + 2 <= r.count[j]; k += 2) {
+                a0 = V::fma(load_n(gy + k * C, m), load_n(x + k * sC, m), a0);
+                a1 = V::fma(load_n(gy + (k + 1) * C, m), load_n(x + (k + 1) * sC, m), a1);
+              }
+              if (k < r.count[j]) a0 = V::fma(load_n(gy + k * C, m), load_n(x + k * sC, m), a0);
+              V::store(a, V::add(a0, a1));
+            }
+          }
+        }
+        for (int64_t t = 0; t < taps * W; ++t) total[t] += acc[t];
+      }
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t k = 0; k < m; ++k)
+          grad_weight_packed[t * C + c0 + k] = static_cast<float>(total[t * W + k]);
+    }
+  }
+
+  static const DepthwiseKernels<float>& kernels() {
+    static const DepthwiseKernels<float> k = {forward_nchw,        forward_nhwc,
+                                              backward_input_nchw, backward_input_nhwc,
+                                              backward_weight_nchw, backward_weight_nhwc};
+    return k;
+  }
+};
+
+}  // namespace cpu
+}  // namespace sepconv

@@ -1,0 +1,61 @@
+// 8 x float32 in one AVX2 register (with FMA). Include only where the avx2,fma target is
+// enabled (csrc/cpu/*_avx2.cpp); same interface as vec_avx512.h.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace sepconv {
+namespace cpu {
+namespace avx2 {
+
+struct Vec {
+  using reg = __m256;
+  static constexpr int64_t width = 8;
+
+  static __m256i first(int64_t n) {
+    const __m256i lanes = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < width ? n : width)), lanes);
+  }
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg set1(float v) { return _mm256_set1_ps(v); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static reg load(const float* p, int64_t n) { return _mm256_maskload_ps(p, first(n)); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  // Partial stores through a buffer: vmaskmovps stores are microcoded (slow) on AMD Zen.
+  static void store(float* p, reg v, int64_t n) {
+    alignas(32) float buf[width];
+    _mm256_store_ps(buf, v);
+    for (int64_t i = 0; i < n && i < width; ++i) p[i] = buf[i];
+  }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static float sum(reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  // p[0], p[2], ..., p[2(n-1)]: reads only those 2n-1 floats.
+  static reg load_even(const float* p, int64_t n) {
+    const int64_t span = 2 * n - 1;
+    return even_of(load(p, span), span > width ? load(p + width, span - width) : zero());
+  }
+  // p[0], p[2], ..., p[2(W-1)], reading p[0 .. 2W-1] (the caller guarantees p[2W-1] exists).
+  static reg load_even_full(const float* p) { return even_of(load(p), load(p + width)); }
+  // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 | b0 b2 b4 b6]
+  static reg even_of(reg a, reg b) {
+    const reg s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  // p[0], p[s], ..., p[s(n-1)] for any stride.
+  static reg load_strided(const float* p, int64_t s, int64_t n) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm256_set1_epi32(static_cast<int>(s)));
+    return _mm256_mask_i32gather_ps(zero(), p, idx, _mm256_castsi256_ps(first(n)), 4);
+  }
+};
+
+}  // namespace avx2
+}  // namespace cpu
+}  // namespace sepconv
