@@ -24,15 +24,14 @@ bool has_avx2() {
 }
 #endif
 
-// Best first; scalar must stay last. Pointwise has no SIMD kernels yet: every row uses the
-// portable GEMM until they land.
+// Best first; scalar must stay last.
 const CpuKernelTable kTable[] = {
 #if defined(__x86_64__) || defined(_M_X64)
-    {"avx512", has_avx512, depthwise_avx512_kernels, pointwise_scalar_kernels<float>},
-    {"avx2", has_avx2, depthwise_avx2_kernels, pointwise_scalar_kernels<float>},
+    {"avx512", has_avx512, depthwise_avx512_kernels, pointwise_avx512_kernels},
+    {"avx2", has_avx2, depthwise_avx2_kernels, pointwise_avx2_kernels},
 #endif
 #if defined(__aarch64__)
-    {"neon", always, depthwise_neon_kernels, pointwise_scalar_kernels<float>},
+    {"neon", always, depthwise_neon_kernels, pointwise_neon_kernels},
 #endif
     {"scalar", always, depthwise_scalar_kernels<float>, pointwise_scalar_kernels<float>},
 };

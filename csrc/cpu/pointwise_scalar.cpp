@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "gemm.h"
 #include "pointwise.h"
 #include "vectorize.h"
 
@@ -12,97 +13,42 @@ namespace {
 
 using acc_t = double;  // weight gradients: fixed-order double sums, as in depthwise_scalar.cpp
 
-// Both layouts are one GEMM, C[M x N] = A[M x K] * B[K x N] + bias, with row strides lda, ldb,
-// ldc and unit column stride:
-//   NCHW, per image: A = W (Cout x Cin), B = X (Cin x P),    C = Y (Cout x P), bias per row
-//   NHWC:            A = X (pixels x Cin), B = W^T (Cin x Cout), C = Y (pixels x Cout), bias per column
-struct Gemm {
-  int64_t m, n, k;
-  int64_t lda, ldb, ldc;
-};
-
 // Register tile: MR rows x NR columns of C live in registers for the whole K loop (8 SSE
 // registers on baseline x86-64: 4 x 8 floats or 4 x 4 doubles), so each loaded element of B
 // feeds MR multiply-adds.
 template <typename T>
-struct Tile {
+struct ScalarTile {
   static constexpr int64_t MR = 4, NR = 32 / sizeof(T);
+
+  // c[i][j] = bias + sum_k a[i][k] * b[k][j] for one full MR x NR tile.
+  SEPCONV_BLOCK_KERNEL static void full(const Gemm& g, const T* __restrict a,
+                                        const T* __restrict b, T* __restrict c,
+                                        const T* row_bias, const T* col_bias) {
+    const int64_t k = g.k, lda = g.lda, ldb = g.ldb;  // locals: no reloads through `g`
+    T acc[MR][NR] = {};
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const T* brow = b + kk * ldb;
+      for (int64_t i = 0; i < MR; ++i) {
+        const T av = a[i * lda + kk];
+        for (int64_t j = 0; j < NR; ++j) acc[i][j] += av * brow[j];
+      }
+    }
+    for (int64_t i = 0; i < MR; ++i)
+      for (int64_t j = 0; j < NR; ++j)
+        c[i * g.ldc + j] = acc[i][j] + (row_bias ? row_bias[i] : col_bias ? col_bias[j] : T(0));
+  }
+
+  // The same for a partial tile at the right or bottom edge of C.
+  static void edge(const Gemm& g, int64_t mr, int64_t nr, const T* a, const T* b, T* c,
+                   const T* row_bias, const T* col_bias) {
+    for (int64_t i = 0; i < mr; ++i)
+      for (int64_t j = 0; j < nr; ++j) {
+        T s = row_bias ? row_bias[i] : col_bias ? col_bias[j] : T(0);
+        for (int64_t kk = 0; kk < g.k; ++kk) s += a[i * g.lda + kk] * b[kk * g.ldb + j];
+        c[i * g.ldc + j] = s;
+      }
+  }
 };
-
-// Cache blocks: MC rows of A and NC columns of B stay in L2 while the tiles sweep them.
-constexpr int64_t kBlockRows = 64, kBlockCols = 128;
-
-// c[i][j] = bias + sum_k a[i][k] * b[k][j] for one full MR x NR tile.
-template <typename T>
-SEPCONV_BLOCK_KERNEL void gemm_tile(const Gemm& g, const T* __restrict a, const T* __restrict b,
-                      T* __restrict c, const T* row_bias, const T* col_bias) {
-  constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
-  const int64_t k = g.k, lda = g.lda, ldb = g.ldb;  // locals: no reloads through `g`
-  T acc[MR][NR] = {};
-  for (int64_t kk = 0; kk < k; ++kk) {
-    const T* brow = b + kk * ldb;
-    for (int64_t i = 0; i < MR; ++i) {
-      const T av = a[i * lda + kk];
-      for (int64_t j = 0; j < NR; ++j) acc[i][j] += av * brow[j];
-    }
-  }
-  for (int64_t i = 0; i < MR; ++i)
-    for (int64_t j = 0; j < NR; ++j)
-      c[i * g.ldc + j] = acc[i][j] + (row_bias ? row_bias[i] : col_bias ? col_bias[j] : T(0));
-}
-
-// The same for a partial tile at the right or bottom edge of C.
-template <typename T>
-void gemm_edge_tile(const Gemm& g, int64_t mr, int64_t nr, const T* a, const T* b, T* c,
-                    const T* row_bias, const T* col_bias) {
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t j = 0; j < nr; ++j) {
-      T s = row_bias ? row_bias[i] : col_bias ? col_bias[j] : T(0);
-      for (int64_t kk = 0; kk < g.k; ++kk) s += a[i * g.lda + kk] * b[kk * g.ldb + j];
-      c[i * g.ldc + j] = s;
-    }
-}
-
-template <typename T>
-void gemm(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias, const T* col_bias) {
-  constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
-  for (int64_t i0 = 0; i0 < g.m; i0 += kBlockRows)
-    for (int64_t j0 = 0; j0 < g.n; j0 += kBlockCols)
-      for (int64_t i = i0; i < std::min(g.m, i0 + kBlockRows); i += MR)
-        for (int64_t j = j0; j < std::min(g.n, j0 + kBlockCols); j += NR) {
-          const int64_t mr = std::min(MR, g.m - i), nr = std::min(NR, g.n - j);
-          const T* rb = row_bias ? row_bias + i : nullptr;
-          const T* cb = col_bias ? col_bias + j : nullptr;
-          const T* ai = a + i * g.lda;
-          T* cij = c + i * g.ldc + j;
-          if (mr == MR && nr == NR)
-            gemm_tile<T>(g, ai, b + j, cij, rb, cb);
-          else
-            gemm_edge_tile<T>(g, mr, nr, ai, b + j, cij, rb, cb);
-        }
-}
-
-template <typename T>
-void forward_nchw(const PointwiseParams& p, const T* input, const T* weight, const T* bias,
-                  T* output, int64_t begin, int64_t end) {
-  const int64_t blocks = (p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock;
-  for (int64_t unit = begin; unit < end; ++unit) {
-    const int64_t n = unit / blocks, p0 = unit % blocks * kPointwisePixelBlock;
-    const Gemm g{p.out_channels, std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels,
-                 p.in_channels, p.pixels, p.pixels};
-    gemm<T>(g, weight, input + n * p.in_channels * p.pixels + p0,
-            output + n * p.out_channels * p.pixels + p0, bias, nullptr);
-  }
-}
-
-template <typename T>
-void forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_t, const T* bias,
-                  T* output, int64_t begin, int64_t end) {
-  const Gemm g{end - begin, p.out_channels, p.in_channels, p.in_channels, p.out_channels,
-               p.out_channels};
-  gemm<T>(g, input + begin * p.in_channels, weight_t, output + begin * p.out_channels, nullptr,
-          bias);
-}
 
 template <typename T>
 void backward_weight_nchw(const PointwiseParams& p, const T* grad_output, const T* input,
@@ -149,8 +95,10 @@ void backward_weight_nhwc(const PointwiseParams& p, const T* grad_output, const 
 
 template <typename T>
 const PointwiseKernels<T>& pointwise_scalar_kernels() {
-  static const PointwiseKernels<T> kernels = {forward_nchw<T>, forward_nhwc<T>,
-                                              backward_weight_nchw<T>, backward_weight_nhwc<T>};
+  static const PointwiseKernels<T> kernels = {pointwise_forward_nchw<ScalarTile<T>, T>,
+                                              pointwise_forward_nhwc<ScalarTile<T>, T>,
+                                              backward_weight_nchw<T>,
+                                              backward_weight_nhwc<T>};
   return kernels;
 }
 

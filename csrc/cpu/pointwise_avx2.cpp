@@ -1,0 +1,37 @@
+// AVX2 + FMA pointwise kernels: the templates of simd/pointwise_simd.h compiled for this ISA only.
+// Everything that is not ISA code is included before the target region, so no inline function
+// of a shared header is ever compiled with avx2 instructions.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "gemm.h"
+#include "pointwise.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+
+#include "simd/vec_avx2.h"
+#include "simd/pointwise_simd.h"
+
+namespace sepconv {
+namespace cpu {
+
+const PointwiseKernels<float>& pointwise_avx2_kernels() {
+  return PointwiseSimd<avx2::Vec>::kernels();
+}
+
+}  // namespace cpu
+}  // namespace sepconv
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // x86-64
