@@ -41,13 +41,19 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
 template <class Tile, typename T>
 void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* weight,
                             const T* bias, T* output, int64_t begin, int64_t end) {
-  const int64_t blocks = (p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock;
+  const int64_t pixel_blocks = (p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock;
+  const int64_t row_blocks = (p.out_channels + kPointwiseRowBlock - 1) / kPointwiseRowBlock;
   for (int64_t unit = begin; unit < end; ++unit) {
-    const int64_t n = unit / blocks, p0 = unit % blocks * kPointwisePixelBlock;
-    const Gemm g{p.out_channels, std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels,
-                 p.in_channels, p.pixels, p.pixels};
-    gemm_blocked<Tile, T>(g, weight, input + n * p.in_channels * p.pixels + p0,
-                          output + n * p.out_channels * p.pixels + p0, bias, nullptr);
+    const int64_t o0 = unit % row_blocks * kPointwiseRowBlock;
+    const int64_t p0 = unit / row_blocks % pixel_blocks * kPointwisePixelBlock;
+    const int64_t n = unit / (row_blocks * pixel_blocks);
+    const Gemm g{std::min(kPointwiseRowBlock, p.out_channels - o0),
+                 std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels, p.in_channels,
+                 p.pixels, p.pixels};
+    gemm_blocked<Tile, T>(g, weight + o0 * p.in_channels,
+                          input + n * p.in_channels * p.pixels + p0,
+                          output + (n * p.out_channels + o0) * p.pixels + p0,
+                          bias ? bias + o0 : nullptr, nullptr);
   }
 }
 

@@ -8,17 +8,19 @@
 namespace sepconv {
 namespace cpu {
 
-// Pixels per NCHW work unit: a (Cin x block) slice of the input stays in L2 while every output
-// channel reads it.
-constexpr int64_t kPointwisePixelBlock = 128;
+// NCHW work unit: (image, block of kPointwisePixelBlock pixels, block of kPointwiseRowBlock
+// output channels). The (Cin x pixel block) input slice stays in L2 while the channels read it;
+// splitting channels too keeps both threads busy when an image has few pixels (7x7 layers).
+constexpr int64_t kPointwisePixelBlock = 128, kPointwiseRowBlock = 64;
 
 inline int64_t pointwise_nchw_units(const PointwiseParams& p) {
-  return p.batch * ((p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock);
+  return p.batch * ((p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock) *
+         ((p.out_channels + kPointwiseRowBlock - 1) / kPointwiseRowBlock);
 }
 
 template <typename T>
 struct PointwiseKernels {
-  // units: pointwise_nchw_units(p) blocks of (image, kPointwisePixelBlock pixels)
+  // units: pointwise_nchw_units(p) blocks of (image, pixels, output channels)
   void (*forward_nchw)(const PointwiseParams&, const T* input, const T* weight, const T* bias,
                        T* output, int64_t begin, int64_t end);
   // units: pixels n * P + i

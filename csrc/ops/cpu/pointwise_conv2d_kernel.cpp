@@ -63,7 +63,8 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
       const at::Tensor x = input.contiguous();
       const at::Tensor wc = w.contiguous();
       parallel_units(cpu::pointwise_nchw_units(p),
-                     cpu::kPointwisePixelBlock * p.in_channels * p.out_channels,
+                     cpu::kPointwisePixelBlock * p.in_channels *
+                         std::min(p.out_channels, cpu::kPointwiseRowBlock),
                      [&](int64_t b0, int64_t e0) {
                        kernels.forward_nchw(p, x.const_data_ptr<scalar_t>(),
                                             wc.const_data_ptr<scalar_t>(), bp, y, b0, e0);
