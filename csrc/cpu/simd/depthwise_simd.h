@@ -3,8 +3,8 @@
 // here is a template on V, so each ISA's instantiation is a distinct symbol compiled with that
 // file's target options (no ODR mixing of AVX-512 code into other translation units).
 //
-// Same work-unit contract as depthwise.h. Cases the vector code does not cover (NHWC with a
-// depth multiplier > 1, NCHW input gradient with stride > 1) run the portable kernels.
+// Same work-unit contract as depthwise.h. The one case the vector code does not cover, NHWC
+// with a depth multiplier > 1, runs the portable kernels.
 //
 // Float32 sums: each vector accumulates at most one plane (weight gradient) or one window
 // (forward, input gradient) in float; whole-batch weight-gradient sums are folded in double in a
