@@ -37,7 +37,7 @@ struct DepthwiseKernels {
 template <typename T>
 const DepthwiseKernels<T>& depthwise_scalar_kernels();
 
-// float32 SIMD kernels (csrc/cpu/depthwise_<isa>.cpp); each exists only on its architecture.
+// float32 SIMD kernels (csrc/cpu/kernels_<isa>.cpp); each exists only on its architecture.
 const DepthwiseKernels<float>& depthwise_avx512_kernels();
 const DepthwiseKernels<float>& depthwise_avx2_kernels();
 const DepthwiseKernels<float>& depthwise_neon_kernels();

@@ -36,7 +36,7 @@ struct PointwiseKernels {
 template <typename T>
 const PointwiseKernels<T>& pointwise_scalar_kernels();
 
-// float32 SIMD kernels (csrc/cpu/pointwise_<isa>.cpp); each exists only on its architecture.
+// float32 SIMD kernels (csrc/cpu/kernels_<isa>.cpp); each exists only on its architecture.
 const PointwiseKernels<float>& pointwise_avx512_kernels();
 const PointwiseKernels<float>& pointwise_avx2_kernels();
 const PointwiseKernels<float>& pointwise_neon_kernels();

@@ -1,5 +1,5 @@
 // Depthwise float32 microkernels written once against a vector interface V (vec_avx512.h,
-// vec_avx2.h, vec_neon.h) and compiled once per ISA by csrc/cpu/depthwise_<isa>.cpp. Everything
+// vec_avx2.h, vec_neon.h) and compiled once per ISA by csrc/cpu/kernels_<isa>.cpp. Everything
 // here is a template on V, so each ISA's instantiation is a distinct symbol compiled with that
 // file's target options (no ODR mixing of AVX-512 code into other translation units).
 //

@@ -1,5 +1,5 @@
 // Pointwise (1x1) float32 forward GEMM tile written once against a vector interface V
-// (vec_<isa>.h) and compiled once per ISA by csrc/cpu/pointwise_<isa>.cpp; the blocking and
+// (vec_<isa>.h) and compiled once per ISA by csrc/cpu/kernels_<isa>.cpp; the blocking and
 // work units are gemm.h's. The weight gradient still runs the portable kernels.
 #pragma once
 #include <algorithm>

@@ -1,10 +1,11 @@
-// AVX2 + FMA pointwise kernels: the templates of simd/pointwise_simd.h compiled for this ISA only.
-// Everything that is not ISA code is included before the target region, so no inline function
-// of a shared header is ever compiled with avx2 instructions.
+// AVX2 + FMA kernels: the templates of simd/depthwise_simd.h and simd/pointwise_simd.h compiled for
+// this ISA only. Everything that is not ISA code is included before the target region, so no
+// inline function of a shared header is ever compiled with avx2 instructions.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
 
@@ -17,11 +18,15 @@
 #endif
 
 #include "simd/vec_avx2.h"
+#include "simd/depthwise_simd.h"
 #include "simd/pointwise_simd.h"
 
 namespace sepconv {
 namespace cpu {
 
+const DepthwiseKernels<float>& depthwise_avx2_kernels() {
+  return DepthwiseSimd<avx2::Vec>::kernels();
+}
 const PointwiseKernels<float>& pointwise_avx2_kernels() {
   return PointwiseSimd<avx2::Vec>::kernels();
 }

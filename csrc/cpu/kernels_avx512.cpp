@@ -1,10 +1,11 @@
-// AVX-512 (F, BW, VL, DQ) pointwise kernels: the templates of simd/pointwise_simd.h compiled for this ISA only.
-// Everything that is not ISA code is included before the target region, so no inline function
-// of a shared header is ever compiled with avx512 instructions.
+// AVX-512 (F, BW, VL, DQ) kernels: the templates of simd/depthwise_simd.h and simd/pointwise_simd.h compiled for
+// this ISA only. Everything that is not ISA code is included before the target region, so no
+// inline function of a shared header is ever compiled with avx512 instructions.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
 
@@ -17,11 +18,15 @@
 #endif
 
 #include "simd/vec_avx512.h"
+#include "simd/depthwise_simd.h"
 #include "simd/pointwise_simd.h"
 
 namespace sepconv {
 namespace cpu {
 
+const DepthwiseKernels<float>& depthwise_avx512_kernels() {
+  return DepthwiseSimd<avx512::Vec>::kernels();
+}
 const PointwiseKernels<float>& pointwise_avx512_kernels() {
   return PointwiseSimd<avx512::Vec>::kernels();
 }
