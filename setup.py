@@ -12,7 +12,6 @@ from setuptools import find_packages, setup
 
 try:
     import torch
-    from torch.utils.cpp_extension import BuildExtension, CppExtension
 except ImportError:
     sys.exit(
         "sepconv_ext compiles against the torch you already have installed, but torch is not "
@@ -23,6 +22,69 @@ except ImportError:
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
+# Default GPU architectures when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible: Ampere
+# (A100, sm_80) and Hopper (H100/H200, sm_90), plus PTX of sm_90 so newer GPUs JIT-compile it.
+DEFAULT_CUDA_ARCHS = "8.0;9.0+PTX"
+
+
+def find_cuda_home():
+    """The CUDA toolkit to build with, or None.
+
+    $CUDA_HOME (or $CUDA_PATH) first, then /usr/local/cuda when it has bin/nvcc, then torch's own
+    guess. torch alone guesses from the `nvcc` on PATH, which is wrong where that nvcc is a
+    wrapper script (e.g. /usr/local/bin/nvcc exec'ing /usr/local/cuda-13.0/bin/nvcc gives
+    CUDA_HOME=/usr/local, and the link then fails for want of /usr/local/lib64/libcudart).
+    """
+    def has_nvcc(home):
+        return bool(home) and os.path.isfile(os.path.join(home, "bin", "nvcc"))
+
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if has_nvcc(os.environ.get(var)):
+            return os.environ[var]
+    if has_nvcc("/usr/local/cuda"):
+        return "/usr/local/cuda"
+    from torch.utils import cpp_extension  # its guess, made at import time
+    return cpp_extension.CUDA_HOME if has_nvcc(cpp_extension.CUDA_HOME) else None
+
+
+def want_cuda():
+    """(build the CUDA kernels?, CUDA_HOME). SEPCONV_FORCE_CPU=1 skips CUDA."""
+    if os.environ.get("SEPCONV_FORCE_CPU", "0") not in ("", "0"):
+        return False, None
+    if not torch.version.cuda:  # a CPU-only torch: nothing to link the kernels against
+        return False, None
+    home = find_cuda_home()
+    return home is not None, home
+
+
+def cuda_arch_list():
+    """TORCH_CUDA_ARCH_LIST if set, else the local GPU's arch, else DEFAULT_CUDA_ARCHS.
+
+    The result is written back to TORCH_CUDA_ARCH_LIST, which torch's build reads."""
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
+    if not archs:
+        try:
+            if torch.cuda.is_available():
+                major, minor = torch.cuda.get_device_capability()
+                archs = f"{major}.{minor}"
+        except Exception:  # no driver, no device: fall through to the default
+            archs = ""
+    if not archs:
+        archs = DEFAULT_CUDA_ARCHS
+    os.environ["TORCH_CUDA_ARCH_LIST"] = archs
+    return [a for a in archs.replace(",", ";").replace(" ", ";").split(";") if a]
+
+
+WITH_CUDA, CUDA_HOME = want_cuda()
+if WITH_CUDA:
+    # Before torch.utils.cpp_extension is imported: it reads CUDA_HOME once, at import.
+    os.environ["CUDA_HOME"] = CUDA_HOME
+from torch.utils import cpp_extension  # noqa: E402
+from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+if WITH_CUDA:
+    cpp_extension.CUDA_HOME = CUDA_HOME  # in case something imported it earlier
+
 
 def cpp_sources():
     """Every csrc/ source except the torch-free microkernel tests (built on their own)."""
@@ -30,15 +92,45 @@ def cpp_sources():
     return sorted(s for s in sources if os.sep + "tests" + os.sep not in s)
 
 
+def cxx_std_flag():
+    """C++17 as before for torch < 2.14; torch 2.14's headers need C++20 (std::strong_ordering,
+    concepts), which is also what torch.utils.cpp_extension itself defaults to."""
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    return "-std=c++17" if (major, minor) < (2, 14) else "-std=c++20"
+
+
+def cuda_sources():
+    sources = glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True)
+    return sorted(s for s in sources if os.sep + "tests" + os.sep not in s)
+
+
+def string_macro(name, value):
+    """-DNAME="value": torch's build quotes every flag for the shell itself."""
+    return f'-D{name}="{value}"'
+
+
 def extension():
     # No -march=native: SIMD code is selected per file and at run time (csrc/cpu/dispatch.cpp),
     # so one build runs on any CPU of its architecture.
-    cxx_flags = ["-O3", "-std=c++17", "-fvisibility=hidden"]
-    return CppExtension(
+    cxx_flags = ["-O3", cxx_std_flag(), "-fvisibility=hidden"]
+    include_dirs = [os.path.join(ROOT, "csrc")]
+    if not WITH_CUDA:
+        return CppExtension(
+            name="sepconv_ext._C",
+            sources=cpp_sources(),
+            include_dirs=include_dirs,
+            extra_compile_args={"cxx": cxx_flags},
+        )
+    archs = cuda_arch_list()
+    print(f"sepconv_ext: building the CUDA kernels with CUDA_HOME={CUDA_HOME} for "
+          f"TORCH_CUDA_ARCH_LIST={';'.join(archs)}")
+    cxx_flags += ["-DSEPCONV_WITH_CUDA", string_macro("SEPCONV_CUDA_ARCHS", ",".join(archs))]
+    nvcc_flags = ["-O3", cxx_std_flag(), "-DSEPCONV_WITH_CUDA", "-lineinfo"]
+    return CUDAExtension(
         name="sepconv_ext._C",
-        sources=cpp_sources(),
-        include_dirs=[os.path.join(ROOT, "csrc")],
-        extra_compile_args={"cxx": cxx_flags},
+        sources=cpp_sources() + cuda_sources(),
+        include_dirs=include_dirs,
+        extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
     )
 
 

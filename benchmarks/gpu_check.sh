@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The prepared GPU check for a lent GPU machine (device tool: torch 2.11 + nvcc 13.0, no
+# internet). Run from the repository root:   bash benchmarks/gpu_check.sh
+# 1. builds the extension in place for the local GPU's arch only (pip -e, against the torch there),
+# 2. runs tests/test_cuda.py (and the registration test), 3. runs benchmarks/bench_cuda.py.
+# Everything lands under $OUT (or ./gpu_check_out): build.log, tests.log, junit.xml, bench_cuda.md,
+# bench_cuda.json, env.txt. Each stage has its own time limit so the whole stays under 8 minutes:
+# build <= 180 s, tests <= 150 s, benchmark <= 120 s (new shapes stop at 75 s): <= 450 s + setup.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu_check_out}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
+t0=$(date +%s)
+stamp() { echo "[gpu_check +$(( $(date +%s) - t0 ))s] $*"; }
+
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv || true
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
+  command -v nvcc && nvcc --version | tail -2
+  nproc
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+# Local GPU only (e.g. 9.0 on an H100/H200): one arch compiles fastest.
+arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
+export TORCH_CUDA_ARCH_LIST="$arch"
+if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then export CUDA_HOME=/usr/local/cuda; fi
+export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+stamp "building for sm_${arch/./} (CUDA_HOME=${CUDA_HOME:-?}, MAX_JOBS=$MAX_JOBS)"
+if ! timeout 180 "$PY" -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1; then
+  stamp "BUILD FAILED"; tail -40 "$OUT/build.log"; exit 1
+fi
+stamp "built"
+"$PY" -c "import sepconv_ext as sc; print(sc.backend_info())" | tee -a "$OUT/env.txt"
+
+xdist=()
+"$PY" -c "import xdist" 2>/dev/null && xdist=(-n 4)
+stamp "tests/test_cuda.py ${xdist[*]}"
+timeout 150 "$PY" -m pytest -q -rs "${xdist[@]}" tests/test_cuda.py --junitxml="$OUT/junit.xml" \
+  > "$OUT/tests.log" 2>&1
+test_rc=$?
+tail -25 "$OUT/tests.log"
+stamp "tests rc=$test_rc"
+
+stamp "benchmark"
+timeout 120 "$PY" benchmarks/bench_cuda.py --out "$OUT" --reps 10 --budget-s 75 > "$OUT/bench.log" 2>&1
+bench_rc=$?
+tail -70 "$OUT/bench.log"
+stamp "benchmark rc=$bench_rc; done"
+[ "$test_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]
