@@ -109,10 +109,23 @@ def string_macro(name, value):
     return f'-D{name}="{value}"'
 
 
+def openmp_flags():
+    """-fopenmp when torch's intra-op thread pool is OpenMP (Linux builds).
+
+    at::parallel_for is a header template: compiled without _OPENMP it runs the whole range on
+    the calling thread, so without this flag every kernel would ignore torch.set_num_threads.
+    The OpenMP runtime itself is the one torch already loaded (no link flag, so no second one).
+    """
+    info = torch.__config__.parallel_info()
+    if sys.platform == "darwin" or "OpenMP" not in info or "OpenMP not found" in info:
+        return []
+    return ["-fopenmp", "-DAT_PARALLEL_OPENMP"]
+
+
 def extension():
     # No -march=native: SIMD code is selected per file and at run time (csrc/cpu/dispatch.cpp),
     # so one build runs on any CPU of its architecture.
-    cxx_flags = ["-O3", cxx_std_flag(), "-fvisibility=hidden"]
+    cxx_flags = ["-O3", cxx_std_flag(), "-fvisibility=hidden"] + openmp_flags()
     include_dirs = [os.path.join(ROOT, "csrc")]
     if not WITH_CUDA:
         return CppExtension(
