@@ -489,6 +489,20 @@ def test_separable_wide(layout):
     check_sep(_case(C=40, H=13, W=17, k=3, M=2, stride=1, layout=layout, seed=5))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("stride", [1, 2], ids=lambda s: f"s{s}")
+def test_separable_fused_bands(stride, layout, isa):
+    # 144 intermediate channels: the fused CPU kernel cuts these images into several bands of
+    # output rows (csrc/cpu/separable.cpp), so band seams, and the padding rows at the first and
+    # last band, are compared with the reference on every ISA.
+    prev = sc.set_cpu_isa(isa)
+    try:
+        check_sep(_case(C=72, H=30, W=29, k=3, M=2, stride=stride, layout=layout, seed=stride))
+    finally:
+        sc.set_cpu_isa(prev)
+
+
 def test_expanded_stride0_inputs():
     # stride-0 (broadcast) views for input, weight and bias
     x = torch.randn(1, 5, 1, 7, dtype=F64).expand(3, 5, 6, 7)

@@ -1,57 +1,247 @@
-// The cache-blocked GEMM driver and the pointwise forward work units, shared by every ISA.
-// Both layouts are one GEMM, C[M x N] = A[M x K] * B[K x N] + bias, unit column stride:
-//   NCHW, per image: A = W (Cout x Cin), B = X (Cin x P),      C = Y (Cout x P), bias per row
-//   NHWC:            A = X (pixels x Cin), B = W^T (Cin x Cout), C = Y (pixels x Cout), bias per column
-// Templates only, on a Tile type each ISA defines for itself (register tile MR x NR with
-// `full` and `edge` functions), so every instantiation is private to one ISA's file.
+// The packed, cache-blocked GEMM shared by every ISA, and the pointwise kernels built on it.
+//
+// Every pointwise computation is one GEMM (params.h's Gemm, any operand strides):
+//   forward NCHW, per image:  Y (Cout x P)   = W (Cout x Cin)   * X (Cin x P),    bias per row
+//   forward NHWC:             Y (NP x Cout)  = X (NP x Cin)     * W^T (Cin x Cout), bias per column
+//   weight grad NCHW, image n: dW (Cout x Cin) += dY_n (Cout x P) * X_n^T (P x Cin)
+//   weight grad NHWC, image n: dW (Cout x Cin) += dY_n^T (Cout x P) * X_n (P x Cin)
+//
+// Blocking as in BLIS: depth blocks of kKc, row blocks of kMc, panels of MR rows x NR columns
+// for the register tile. Operands are read in place where the tile can read them (unit stride
+// along a row of B, along the depth of A): for these skinny GEMMs (a few dozen channels, many
+// pixels) a packing copy costs as much as the multiply-adds. Packed are: transposed operands
+// (the weight gradients), A when the caller pre-packed it (weights shared by many calls), and
+// the last, partial panels, zero-padded so the tile never reads past an operand's end.
+//
+// Templates only, on a Tile type each ISA defines for itself:
+//   MR, NR, NR_NARROW           tile rows; panel width; the last panel's width when at most
+//                               NR_NARROW columns remain (a divisor of NR; = NR if none)
+//   micro<NRP>(k, PanelA, PanelB, c, ldc, mr, nr, epilogue)
+//                               C[mr x nr] (+)= A panel * B panel, for a panel of width NRP
+// so every instantiation is private to one ISA's file.
 #pragma once
 #include <algorithm>
+#include <vector>
 
 #include "pointwise.h"
 
 namespace sepconv {
 namespace cpu {
 
-struct Gemm {
-  int64_t m, n, k;
-  int64_t lda, ldb, ldc;
+// How a tile is written: C = AB + bias (first depth block), or C += AB (later ones). The bias
+// pointers are already offset to the tile's first row / column.
+template <typename T>
+struct Epilogue {
+  bool accumulate;
+  const T* row_bias;
+  const T* col_bias;
 };
 
-// Cache blocks: kBlockRows rows of A and kBlockCols columns of B stay in L2 while tiles sweep them.
-constexpr int64_t kBlockRows = 64, kBlockCols = 128;
+// Where the register tile reads its operands: A(i, p) = a[i * rs + p * cs] (packed: rs 1, cs MR;
+// in place: rs lda, cs 1) and B(p, j) = b[p * rs + j] (packed: rs = panel width).
+template <typename T>
+struct PanelA {
+  const T* a;
+  int64_t rs, cs;
+};
+template <typename T>
+struct PanelB {
+  const T* b;
+  int64_t rs;
+};
+
+// kKc x NR floats of B (16 KiB) stay in L1 while MC/MR tiles use them; the kMc x kKc block of
+// A (96 KiB) in L2. kMc is a multiple of every tile's MR (4, 6, 8, 12).
+constexpr int64_t kGemmKc = 256, kGemmMc = 96, kGemmNc = 2048;
+// B blocks up to this size are swept by rows of tiles rather than columns (see gemm_blocked).
+constexpr int64_t kGemmRowOrderBytes = 128 * 1024;
+
+// dst = A[i0 .. i0+mc) x [p0 .. p0+kc) as MR-row panels, column-major inside each panel.
+// Depth-outer so the writes are sequential; full panels without per-element tests.
+template <int64_t MR, typename T>
+void pack_a(const Gemm& g, const T* a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* dst) {
+  for (int64_t ip = 0; ip < mc; ip += MR, dst += MR * kc) {
+    const int64_t mr = std::min(MR, mc - ip);
+    const T* src = a + (i0 + ip) * g.a_rs + p0 * g.a_cs;
+    if (mr == MR) {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = src[i * g.a_rs + p * g.a_cs];
+    } else {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? src[i * g.a_rs + p * g.a_cs] : T(0);
+    }
+  }
+}
+
+// All of A packed block by block, in the order gemm_blocked reads it: the (ic, pc) block
+// starts at ic * k + (its rows rounded up to MR) * pc. For an A used by many GEMMs (the
+// weights of the NCHW forward, once per image or band), packing once saves a pass over A per
+// call: with 49-pixel images that pass cost as much as the multiply-adds.
+template <int64_t MR>
+int64_t packed_a_block_offset(int64_t m, int64_t k, int64_t ic, int64_t pc) {
+  const int64_t mc = std::min(kGemmMc, m - ic);
+  return ic * k + (mc + MR - 1) / MR * MR * pc;
+}
 
 template <class Tile, typename T>
-void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
-                  const T* col_bias) {
-  constexpr int64_t MR = Tile::MR, NR = Tile::NR;
-  for (int64_t i0 = 0; i0 < g.m; i0 += kBlockRows)
-    for (int64_t j0 = 0; j0 < g.n; j0 += kBlockCols)
-      for (int64_t i = i0; i < std::min(g.m, i0 + kBlockRows); i += MR)
-        for (int64_t j = j0; j < std::min(g.n, j0 + kBlockCols); j += NR) {
-          const int64_t mr = std::min(MR, g.m - i), nr = std::min(NR, g.n - j);
-          const T* rb = row_bias ? row_bias + i : nullptr;
-          const T* cb = col_bias ? col_bias + j : nullptr;
-          if (mr == MR && nr == NR)
-            Tile::full(g, a + i * g.lda, b + j, c + i * g.ldc + j, rb, cb);
-          else
-            Tile::edge(g, mr, nr, a + i * g.lda, b + j, c + i * g.ldc + j, rb, cb);
-        }
+void pack_a_all(const Gemm& g, const T* a, std::vector<T>* packed) {
+  constexpr int64_t MR = Tile::MR;
+  packed->resize((g.m + MR - 1) / MR * MR * g.k);
+  for (int64_t ic = 0; ic < g.m; ic += kGemmMc)
+    for (int64_t pc = 0; pc < g.k; pc += kGemmKc)
+      pack_a<MR>(g, a, ic, std::min(kGemmMc, g.m - ic), pc, std::min(kGemmKc, g.k - pc),
+                 packed->data() + packed_a_block_offset<MR>(g.m, g.k, ic, pc));
 }
+
+// Width of the panel that starts nr_left columns before the end.
+template <class Tile>
+constexpr int64_t panel_width(int64_t nr_left) {
+  return nr_left <= Tile::NR_NARROW ? Tile::NR_NARROW : Tile::NR;
+}
+
+// dst = B[p0 .. p0+kc) x [j0 .. j0+nc) as panels of panel_width columns, row-major inside each
+// panel; the panel starting at column jr (relative to j0) begins at dst + jr * kc.
+template <class Tile, typename T>
+void pack_b(const Gemm& g, const T* b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  for (int64_t jr = 0; jr < nc; jr += Tile::NR) {
+    const int64_t nr = std::min(Tile::NR, nc - jr), w = panel_width<Tile>(nr);
+    T* d = dst + jr * kc;
+    const T* src = b + p0 * g.b_rs + (j0 + jr) * g.b_cs;
+    if (g.b_cs == 1) {  // rows contiguous: copy a row segment per depth step
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t j = 0; j < w; ++j) d[p * w + j] = j < nr ? src[p * g.b_rs + j] : T(0);
+    } else {
+      for (int64_t j = 0; j < w; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * w + j] = j < nr ? src[p * g.b_rs + j * g.b_cs] : T(0);
+    }
+  }
+}
+
+template <typename T>
+void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
+  for (int64_t i = 0; i < g.m; ++i)
+    for (int64_t j = 0; j < g.n; ++j)
+      c[i * g.ldc + j] = (row_bias ? row_bias[i] : T(0)) + (col_bias ? col_bias[j] : T(0));
+}
+
+// C = A * B + row_bias (per row) + col_bias (per column); either bias may be null. a_packed:
+// null, or A already packed by pack_a_all (then `a` is not read). `accumulate`: C += A * B.
+template <class Tile, typename T>
+void gemm_blocked(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c,
+                  const T* row_bias, const T* col_bias, bool accumulate = false) {
+  constexpr int64_t MR = Tile::MR, NR = Tile::NR;
+  if (g.k == 0) {
+    if (!accumulate) fill_bias(g, c, row_bias, col_bias);
+    return;
+  }
+  const bool direct_a = !a_packed && g.a_cs == 1, direct_b = g.b_cs == 1;
+  // Per thread, grown once: packing buffers must not be allocated per call (the fused
+  // separable kernel calls this once per band). With in-place operands they hold one panel.
+  thread_local std::vector<T> a_pack, b_pack;
+  const int64_t nc_max = std::min(kGemmNc, (g.n + NR - 1) / NR * NR);
+  a_pack.resize(std::max<size_t>(a_pack.size(), (direct_a ? MR : kGemmMc) * kGemmKc));
+  b_pack.resize(std::max<size_t>(b_pack.size(), (direct_b ? NR : nc_max) * kGemmKc));
+  for (int64_t jc = 0; jc < g.n; jc += kGemmNc) {
+    const int64_t nc = std::min(kGemmNc, g.n - jc);
+    for (int64_t pc = 0; pc < g.k; pc += kGemmKc) {
+      const int64_t kc = std::min(kGemmKc, g.k - pc);
+      const bool first = pc == 0 && !accumulate;
+      if (!direct_b) pack_b<Tile>(g, b, pc, kc, jc, nc, b_pack.data());
+      for (int64_t ic = 0; ic < g.m; ic += kGemmMc) {
+        const int64_t mc = std::min(kGemmMc, g.m - ic);
+        // Rows [0, packed_from) of the block are read in place, the rest from packed panels:
+        // the one starting at row ir is at a_block + (ir - packed_from) * kc.
+        int64_t packed_from = 0;
+        const T* a_block = a_pack.data();
+        if (a_packed) {
+          a_block = a_packed + packed_a_block_offset<MR>(g.m, g.k, ic, pc);
+        } else if (!direct_a) {
+          pack_a<MR>(g, a, ic, mc, pc, kc, a_pack.data());
+        } else {
+          packed_from = mc / MR * MR;
+          if (packed_from < mc) pack_a<MR>(g, a, ic + packed_from, mc - packed_from, pc, kc, a_pack.data());
+        }
+        const auto panel_b = [&](int64_t jr, int64_t nr) {
+          if (!direct_b) return PanelB<T>{b_pack.data() + jr * kc, panel_width<Tile>(nr)};
+          if (nr == NR) return PanelB<T>{b + pc * g.b_rs + jc + jr, g.b_rs};
+          pack_b<Tile>(g, b, pc, kc, jc + jr, nr, b_pack.data());
+          return PanelB<T>{b_pack.data(), panel_width<Tile>(nr)};
+        };
+        const auto tile = [&](int64_t ir, int64_t jr, int64_t nr, const PanelB<T>& bp) {
+          const int64_t i = ic + ir, j = jc + jr, mr = std::min(MR, mc - ir);
+          const PanelA<T> ap = ir < packed_from
+                                   ? PanelA<T>{a + i * g.a_rs + pc, g.a_rs, 1}
+                                   : PanelA<T>{a_block + (ir - packed_from) * kc, 1, MR};
+          const Epilogue<T> e{!first, first && row_bias ? row_bias + i : nullptr,
+                              first && col_bias ? col_bias + j : nullptr};
+          if (panel_width<Tile>(nr) == NR)
+            Tile::template micro<NR>(kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
+          else
+            Tile::template micro<Tile::NR_NARROW>(kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
+        };
+        if (kc * nc * int64_t(sizeof(T)) <= kGemmRowOrderBytes) {
+          // Small B block (it stays in L2): rows of tiles, so C is written row by row, in
+          // the order the hardware prefetcher follows (these shapes are bound by C's traffic).
+          // The partial last panel of an in-place B is packed once, up front.
+          const int64_t full_cols = direct_b ? nc / NR * NR : nc;
+          const PanelB<T> last = full_cols < nc ? panel_b(full_cols, nc - full_cols) : PanelB<T>{};
+          for (int64_t ir = 0; ir < mc; ir += MR)
+            for (int64_t jr = 0; jr < nc; jr += NR) {
+              const int64_t nr = std::min(NR, nc - jr);
+              tile(ir, jr, nr, jr < full_cols ? panel_b(jr, nr) : last);
+            }
+        } else {
+          // Large B block: each B panel stays in L1 while a column of tiles uses it (BLIS).
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int64_t nr = std::min(NR, nc - jr);
+            const PanelB<T> bp = panel_b(jr, nr);
+            for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr, nr, bp);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The kernel table's entry: no pre-packed A, C overwritten.
+template <class Tile, typename T>
+void gemm_entry(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c,
+                const T* row_bias, const T* col_bias) {
+  gemm_blocked<Tile, T>(g, a, a_packed, b, c, row_bias, col_bias);
+}
+
+// Writes one tile from a buffer of NRP-wide rows: the edge path of every Tile::micro.
+template <typename T>
+void store_tile(const T* tile, int64_t nrp, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                const Epilogue<T>& e) {
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) {
+      const T v = tile[i * nrp + j];
+      T& out = c[i * ldc + j];
+      out = e.accumulate ? out + v
+                         : v + (e.row_bias ? e.row_bias[i] : T(0)) + (e.col_bias ? e.col_bias[j] : T(0));
+    }
+}
+
+// ---------------------------------------------------------------------------- forward units
 
 template <class Tile, typename T>
 void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* weight,
                             const T* bias, T* output, int64_t begin, int64_t end) {
   const int64_t pixel_blocks = (p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock;
   const int64_t row_blocks = (p.out_channels + kPointwiseRowBlock - 1) / kPointwiseRowBlock;
+  // Each row block of W is packed once per call, not once per (image, pixel block).
+  std::vector<std::vector<T>> packed(row_blocks);
   for (int64_t unit = begin; unit < end; ++unit) {
-    const int64_t o0 = unit % row_blocks * kPointwiseRowBlock;
+    const int64_t rb = unit % row_blocks, o0 = rb * kPointwiseRowBlock;
     const int64_t p0 = unit / row_blocks % pixel_blocks * kPointwisePixelBlock;
     const int64_t n = unit / (row_blocks * pixel_blocks);
-    const Gemm g{std::min(kPointwiseRowBlock, p.out_channels - o0),
-                 std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels, p.in_channels,
-                 p.pixels, p.pixels};
-    gemm_blocked<Tile, T>(g, weight + o0 * p.in_channels,
-                          input + n * p.in_channels * p.pixels + p0,
+    const auto g = Gemm::row_major(std::min(kPointwiseRowBlock, p.out_channels - o0),
+                                   std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels,
+                                   p.in_channels, p.pixels, p.pixels);
+    const T* w = weight + o0 * p.in_channels;
+    if (packed[rb].empty()) pack_a_all<Tile>(g, w, &packed[rb]);
+    gemm_blocked<Tile, T>(g, w, packed[rb].data(), input + n * p.in_channels * p.pixels + p0,
                           output + (n * p.out_channels + o0) * p.pixels + p0,
                           bias ? bias + o0 : nullptr, nullptr);
   }
@@ -60,10 +250,67 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
 template <class Tile, typename T>
 void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_t,
                             const T* bias, T* output, int64_t begin, int64_t end) {
-  const Gemm g{end - begin, p.out_channels, p.in_channels, p.in_channels, p.out_channels,
-               p.out_channels};
-  gemm_blocked<Tile, T>(g, input + begin * p.in_channels, weight_t,
+  const auto g = Gemm::row_major(end - begin, p.out_channels, p.in_channels, p.in_channels,
+                                 p.out_channels, p.out_channels);
+  gemm_blocked<Tile, T>(g, input + begin * p.in_channels, nullptr, weight_t,
                         output + begin * p.out_channels, nullptr, bias);
+}
+
+// ---------------------------------------------------------------------------- weight gradient
+
+// Output channels [begin, end) of dW = sum over images of dY_n * X_n^T. Images are summed in
+// float GEMMs (C += ...) in groups of about kFloatTerms products per element, and the groups
+// folded in double, in image order: no sum longer than ~kFloatTerms float terms, and the result
+// does not depend on the thread count.
+constexpr int64_t kFloatTerms = 4096;
+
+template <typename T, class ImageGemm>
+void pointwise_backward_weight(const PointwiseParams& p, T* grad_weight, int64_t begin,
+                               int64_t end, const ImageGemm& image_gemm) {
+  const int64_t size = (end - begin) * p.in_channels;
+  if (size == 0) return;
+  const int64_t group = std::max<int64_t>(1, kFloatTerms / std::max<int64_t>(1, p.pixels));
+  std::vector<T> part(size);
+  std::vector<double> total(size, 0.0);
+  for (int64_t n = 0; n < p.batch; ++n) {
+    const bool first_of_group = n % group == 0;
+    image_gemm(n, part.data(), !first_of_group);
+    if (n % group == group - 1 || n == p.batch - 1)
+      for (int64_t i = 0; i < size; ++i) total[i] += double(part[i]);
+  }
+  for (int64_t i = 0; i < size; ++i) grad_weight[begin * p.in_channels + i] = T(total[i]);
+}
+
+template <class Tile, typename T>
+void pointwise_backward_weight_nchw(const PointwiseParams& p, const T* grad_output,
+                                    const T* input, T* grad_weight, int64_t begin, int64_t end) {
+  // dY_n rows [begin, end) (row stride P) times X_n^T (element (p, c) at c * P + p)
+  const Gemm g{end - begin, p.in_channels, p.pixels, p.pixels, 1, 1, p.pixels, p.in_channels};
+  pointwise_backward_weight(p, grad_weight, begin, end, [&](int64_t n, T* part, bool accumulate) {
+    gemm_blocked<Tile, T>(g, grad_output + (n * p.out_channels + begin) * p.pixels, nullptr,
+                          input + n * p.in_channels * p.pixels, part, nullptr, nullptr, accumulate);
+  });
+}
+
+template <class Tile, typename T>
+void pointwise_backward_weight_nhwc(const PointwiseParams& p, const T* grad_output,
+                                    const T* input, T* grad_weight, int64_t begin, int64_t end) {
+  // dY_n^T rows [begin, end) (element (o, p) at p * Cout + o) times X_n (row stride Cin)
+  const Gemm g{end - begin, p.in_channels, p.pixels, 1, p.out_channels, p.in_channels, 1,
+               p.in_channels};
+  pointwise_backward_weight(p, grad_weight, begin, end, [&](int64_t n, T* part, bool accumulate) {
+    gemm_blocked<Tile, T>(g, grad_output + n * p.pixels * p.out_channels + begin, nullptr,
+                          input + n * p.pixels * p.in_channels, part, nullptr, nullptr, accumulate);
+  });
+}
+
+// The kernel table of one Tile.
+template <class Tile, typename T>
+const PointwiseKernels<T>& pointwise_kernels_of() {
+  static const PointwiseKernels<T> kernels = {
+      pack_a_all<Tile, T>, gemm_entry<Tile, T>, pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>,
+      pointwise_backward_weight_nchw<Tile, T>, pointwise_backward_weight_nhwc<Tile, T>};
+  return kernels;
 }
 
 }  // namespace cpu

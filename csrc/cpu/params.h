@@ -33,6 +33,19 @@ struct PointwiseParams {
   int64_t pixels;  // H * W
 };
 
+// One GEMM, C[m x n] = A[m x k] * B[k x n] (+ bias). A and B take any element strides (the
+// weight gradients read transposed operands; packing makes that free), C is row-major.
+struct Gemm {
+  int64_t m, n, k;
+  int64_t a_rs, a_cs;  // A(i, p) = a[i * a_rs + p * a_cs]
+  int64_t b_rs, b_cs;  // B(p, j) = b[p * b_rs + j * b_cs]
+  int64_t ldc;         // C(i, j) = c[i * ldc + j]
+
+  static Gemm row_major(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
+    return {m, n, k, lda, 1, ldb, 1, ldc};
+  }
+};
+
 // The range of output positions o in [lo, hi) for which o*stride + offset lies in [0, size).
 // Every microkernel uses it to split a row into a border part (skipped taps) and an interior.
 inline void valid_output_range(int64_t offset, int64_t stride, int64_t size, int64_t out_size,

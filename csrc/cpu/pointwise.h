@@ -3,6 +3,8 @@
 //   *_nchw: input (N, Cin, P), weight (Cout, Cin), output (N, Cout, P), P = H*W
 //   *_nhwc: input (N*P, Cin), weight transposed (Cin, Cout), output (N*P, Cout)
 #pragma once
+#include <vector>
+
 #include "params.h"
 
 namespace sepconv {
@@ -11,7 +13,7 @@ namespace cpu {
 // NCHW work unit: (image, block of kPointwisePixelBlock pixels, block of kPointwiseRowBlock
 // output channels). The (Cin x pixel block) input slice stays in L2 while the channels read it;
 // splitting channels too keeps both threads busy when an image has few pixels (7x7 layers).
-constexpr int64_t kPointwisePixelBlock = 128, kPointwiseRowBlock = 64;
+constexpr int64_t kPointwisePixelBlock = 256, kPointwiseRowBlock = 96;
 
 inline int64_t pointwise_nchw_units(const PointwiseParams& p) {
   return p.batch * ((p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock) *
@@ -20,6 +22,13 @@ inline int64_t pointwise_nchw_units(const PointwiseParams& p) {
 
 template <typename T>
 struct PointwiseKernels {
+  // C = A * B + bias on the calling thread (packed, cache-blocked, register-tiled); row_bias
+  // adds row_bias[i] to row i, col_bias adds col_bias[j] to column j (either may be null).
+  // a_packed: null, or A as pack_a left it (for an A shared by many calls: then `a` is unread).
+  // The fused separable kernel (separable.h) runs its pointwise half through these.
+  void (*pack_a)(const Gemm&, const T* a, std::vector<T>* a_packed);
+  void (*gemm)(const Gemm&, const T* a, const T* a_packed, const T* b, T* c, const T* row_bias,
+               const T* col_bias);
   // units: pointwise_nchw_units(p) blocks of (image, pixels, output channels)
   void (*forward_nchw)(const PointwiseParams&, const T* input, const T* weight, const T* bias,
                        T* output, int64_t begin, int64_t end);

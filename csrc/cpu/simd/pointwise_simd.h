@@ -1,9 +1,7 @@
-// Pointwise (1x1) float32 forward GEMM tile written once against a vector interface V
-// (vec_<isa>.h) and compiled once per ISA by csrc/cpu/kernels_<isa>.cpp; the blocking and
-// work units are gemm.h's. The weight gradient still runs the portable kernels.
+// Pointwise (1x1) float32 register tile written once against a vector interface V
+// (vec_<isa>.h) and compiled once per ISA by csrc/cpu/kernels_<isa>.cpp; packing, blocking and
+// the forward / weight-gradient kernels are gemm.h's.
 #pragma once
-#include <algorithm>
-
 #include "../gemm.h"
 
 namespace sepconv {
@@ -13,49 +11,58 @@ template <class V>
 struct PointwiseSimd {
   using reg = typename V::reg;
   static constexpr int64_t W = V::width;
-  // 4 rows x 2 vectors: 8 accumulators (FMA latency x throughput), 2 B loads and 4 A
-  // broadcasts per 8 FMAs; fits the 16 AVX2 / 32 AVX-512 / 32 NEON registers.
-  static constexpr int64_t MR = 4, NV = 2, NR = NV * W;
+  // 6 rows x 2 vectors: 12 accumulators, enough independent FMA chains to cover the FMA
+  // latency x throughput (5 x 2 on Zen 2, 4 x 2 on Skylake); 2 B loads and 6 A broadcasts per
+  // 12 FMAs. With the 2 B vectors and a broadcast that is 15 of AVX2's 16 registers.
+  static constexpr int64_t MR = 6, NR = 2 * W, NR_NARROW = W;
 
-  static void full(const Gemm& g, const float* a, const float* b, float* c, const float* row_bias,
-                   const float* col_bias) {
+  template <int64_t NRP>
+  static void micro(int64_t k, PanelA<float> a, PanelB<float> b, float* c, int64_t ldc,
+                    int64_t mr, int64_t nr, const Epilogue<float>& e) {
+    constexpr int64_t NV = NRP / W;
     reg acc[MR][NV];
+#pragma GCC unroll 8
     for (int64_t i = 0; i < MR; ++i)
-      for (int64_t v = 0; v < NV; ++v)
-        acc[i][v] = row_bias ? V::set1(row_bias[i]) : col_bias ? V::load(col_bias + v * W) : V::zero();
-    for (int64_t kk = 0; kk < g.k; ++kk) {
-      const float* brow = b + kk * g.ldb;
-      const reg b0 = V::load(brow), b1 = V::load(brow + W);
+#pragma GCC unroll 2
+      for (int64_t v = 0; v < NV; ++v) acc[i][v] = V::zero();
+    const float* ap = a.a;
+    const float* bp = b.b;
+    for (int64_t p = 0; p < k; ++p, ap += a.cs, bp += b.rs) {
+      reg bv[NV];
+#pragma GCC unroll 2
+      for (int64_t v = 0; v < NV; ++v) bv[v] = V::load(bp + v * W);
+#pragma GCC unroll 8
       for (int64_t i = 0; i < MR; ++i) {
-        const reg av = V::set1(a[i * g.lda + kk]);
-        acc[i][0] = V::fma(av, b0, acc[i][0]);
-        acc[i][1] = V::fma(av, b1, acc[i][1]);
+        const reg av = V::set1(ap[i * a.rs]);
+#pragma GCC unroll 2
+        for (int64_t v = 0; v < NV; ++v) acc[i][v] = V::fma(av, bv[v], acc[i][v]);
       }
     }
+    if (mr == MR && nr == NRP) {
+#pragma GCC unroll 8
+      for (int64_t i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+        for (int64_t v = 0; v < NV; ++v) {
+          float* out = c + i * ldc + v * W;
+          reg r = acc[i][v];
+          if (e.accumulate) {
+            r = V::add(V::load(out), r);
+          } else {
+            if (e.row_bias) r = V::add(r, V::set1(e.row_bias[i]));
+            if (e.col_bias) r = V::add(r, V::load(e.col_bias + v * W));
+          }
+          V::store(out, r);
+        }
+      return;
+    }
+    alignas(64) float tile[MR * NRP];
     for (int64_t i = 0; i < MR; ++i)
-      for (int64_t v = 0; v < NV; ++v) V::store(c + i * g.ldc + v * W, acc[i][v]);
-  }
-
-  // Partial tiles: one row at a time, masked vectors for the last columns.
-  static void edge(const Gemm& g, int64_t mr, int64_t nr, const float* a, const float* b, float* c,
-                   const float* row_bias, const float* col_bias) {
-    for (int64_t i = 0; i < mr; ++i)
-      for (int64_t j = 0; j < nr; j += W) {
-        const int64_t n = std::min(W, nr - j);
-        reg acc = row_bias ? V::set1(row_bias[i]) : col_bias ? V::load(col_bias + j, n) : V::zero();
-        for (int64_t kk = 0; kk < g.k; ++kk)
-          acc = V::fma(V::set1(a[i * g.lda + kk]), V::load(b + kk * g.ldb + j, n), acc);
-        if (n == W) V::store(c + i * g.ldc + j, acc); else V::store(c + i * g.ldc + j, acc, n);
-      }
+      for (int64_t v = 0; v < NV; ++v) V::store(tile + i * NRP + v * W, acc[i][v]);
+    store_tile(tile, NRP, c, ldc, mr, nr, e);
   }
 
   static const PointwiseKernels<float>& kernels() {
-    const auto& portable = pointwise_scalar_kernels<float>();
-    static const PointwiseKernels<float> k = {pointwise_forward_nchw<PointwiseSimd, float>,
-                                              pointwise_forward_nhwc<PointwiseSimd, float>,
-                                              portable.backward_weight_nchw,
-                                              portable.backward_weight_nhwc};
-    return k;
+    return pointwise_kernels_of<PointwiseSimd, float>();
   }
 };
 

@@ -1,6 +1,7 @@
-// Torch-free test of the pointwise microkernels: every ISA this build has and this CPU runs is
-// compared with the portable kernels, both layouts, forward and weight gradient, over channel
-// and pixel counts below, at and above the register tile of every ISA (edge tiles included).
+// Torch-free test of the pointwise kernels: every ISA this build has and this CPU runs
+// (scalar included) is compared with naive double-precision loops, both layouts, forward and
+// weight gradient, over channel and pixel counts below, at and above the register tile and the
+// cache blocks of every ISA (edge tiles, several depth blocks).
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -8,22 +9,14 @@
 #include <vector>
 
 #include "../dispatch.h"
+#include "test_util.h"
 
 using sepconv::cpu::PointwiseKernels;
 using sepconv::cpu::PointwiseParams;
 
 namespace {
 
-uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-float next_uniform() {  // deterministic, in [-1, 1)
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return static_cast<float>((rng_state >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f;
-}
-std::vector<float> random_vector(int64_t n) {
-  std::vector<float> v(n);
-  for (auto& x : v) x = next_uniform();
-  return v;
-}
+sepconv::test::Rng rng(0x2545F4914F6CDD1Dull);
 
 int failures = 0;
 
@@ -40,32 +33,73 @@ void expect_close(const char* isa, const char* kernel, const PointwiseParams& p,
   }
 }
 
-void check_case(const char* isa, const PointwiseKernels<float>& test, const PointwiseParams& p) {
-  const auto& ref = sepconv::cpu::pointwise_scalar_kernels<float>();
-  const int64_t m = p.batch * p.pixels;
-  const auto x = random_vector(m * p.in_channels), w = random_vector(p.out_channels * p.in_channels);
-  const auto b = random_vector(p.out_channels), gy = random_vector(m * p.out_channels);
-  std::vector<float> wt(w.size());  // (Cin, Cout)
+// Naive double-precision references, NCHW: y[n][o][q] = b[o] + sum_c w[o][c] x[n][c][q] and
+// gw[o][c] = sum_{n,q} gy[n][o][q] x[n][c][q]; NHWC tensors are converted to and from NCHW.
+std::vector<float> naive_forward(const PointwiseParams& p, const std::vector<float>& x,
+                                 const std::vector<float>& w, const float* bias) {
+  std::vector<float> y(p.batch * p.out_channels * p.pixels);
+  for (int64_t n = 0; n < p.batch; ++n)
+    for (int64_t o = 0; o < p.out_channels; ++o)
+      for (int64_t q = 0; q < p.pixels; ++q) {
+        double s = bias ? bias[o] : 0.0;
+        for (int64_t c = 0; c < p.in_channels; ++c)
+          s += double(w[o * p.in_channels + c]) * x[(n * p.in_channels + c) * p.pixels + q];
+        y[(n * p.out_channels + o) * p.pixels + q] = float(s);
+      }
+  return y;
+}
+
+std::vector<float> naive_weight_grad(const PointwiseParams& p, const std::vector<float>& gy,
+                                     const std::vector<float>& x) {
+  std::vector<float> gw(p.out_channels * p.in_channels);
   for (int64_t o = 0; o < p.out_channels; ++o)
-    for (int64_t c = 0; c < p.in_channels; ++c) wt[c * p.out_channels + o] = w[o * p.in_channels + c];
+    for (int64_t c = 0; c < p.in_channels; ++c) {
+      double s = 0;
+      for (int64_t n = 0; n < p.batch; ++n)
+        for (int64_t q = 0; q < p.pixels; ++q)
+          s += double(gy[(n * p.out_channels + o) * p.pixels + q]) *
+               x[(n * p.in_channels + c) * p.pixels + q];
+      gw[o * p.in_channels + c] = float(s);
+    }
+  return gw;
+}
+
+// (N, C, P) -> (N, P, C)
+std::vector<float> to_nhwc(const std::vector<float>& v, int64_t n, int64_t c, int64_t pixels) {
+  std::vector<float> out(v.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t q = 0; q < pixels; ++q) out[(i * pixels + q) * c + ch] = v[(i * c + ch) * pixels + q];
+  return out;
+}
+
+void check_case(const char* isa, const PointwiseKernels<float>& test, const PointwiseParams& p) {
+  const int64_t m = p.batch * p.pixels;
+  const auto x = rng.vector(m * p.in_channels), w = rng.vector(p.out_channels * p.in_channels);
+  const auto b = rng.vector(p.out_channels), gy = rng.vector(m * p.out_channels);
+  const auto x_nhwc = to_nhwc(x, p.batch, p.in_channels, p.pixels);
+  const auto gy_nhwc = to_nhwc(gy, p.batch, p.out_channels, p.pixels);
+  const auto wt = to_nhwc(w, 1, p.out_channels, p.in_channels);  // (Cin, Cout)
   const int64_t nchw_units = sepconv::cpu::pointwise_nchw_units(p);
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
-    std::vector<float> got(m * p.out_channels), want(m * p.out_channels);
+    const auto want = naive_forward(p, x, w, bias);
+    std::vector<float> got(m * p.out_channels);
     test.forward_nchw(p, x.data(), w.data(), bias, got.data(), 0, nchw_units / 2);
     test.forward_nchw(p, x.data(), w.data(), bias, got.data(), nchw_units / 2, nchw_units);
-    ref.forward_nchw(p, x.data(), w.data(), bias, want.data(), 0, nchw_units);
     expect_close(isa, "forward_nchw", p, got, want, double(p.in_channels));
-    test.forward_nhwc(p, x.data(), wt.data(), bias, got.data(), 0, m / 3);
-    test.forward_nhwc(p, x.data(), wt.data(), bias, got.data(), m / 3, m);
-    ref.forward_nhwc(p, x.data(), wt.data(), bias, want.data(), 0, m);
-    expect_close(isa, "forward_nhwc", p, got, want, double(p.in_channels));
+    test.forward_nhwc(p, x_nhwc.data(), wt.data(), bias, got.data(), 0, m / 3);
+    test.forward_nhwc(p, x_nhwc.data(), wt.data(), bias, got.data(), m / 3, m);
+    expect_close(isa, "forward_nhwc", p, got, to_nhwc(want, p.batch, p.out_channels, p.pixels),
+                 double(p.in_channels));
   }
-  std::vector<float> gw(w.size()), gw_ref(w.size());
-  test.backward_weight_nchw(p, gy.data(), x.data(), gw.data(), 0, p.out_channels);
-  ref.backward_weight_nchw(p, gy.data(), x.data(), gw_ref.data(), 0, p.out_channels);
+  const auto gw_ref = naive_weight_grad(p, gy, x);
+  const int64_t split = p.out_channels / 3;  // two calls, as two threads would make
+  std::vector<float> gw(w.size());
+  test.backward_weight_nchw(p, gy.data(), x.data(), gw.data(), 0, split);
+  test.backward_weight_nchw(p, gy.data(), x.data(), gw.data(), split, p.out_channels);
   expect_close(isa, "backward_weight_nchw", p, gw, gw_ref, double(m));
-  test.backward_weight_nhwc(p, gy.data(), x.data(), gw.data(), 0, p.out_channels);
-  ref.backward_weight_nhwc(p, gy.data(), x.data(), gw_ref.data(), 0, p.out_channels);
+  test.backward_weight_nhwc(p, gy_nhwc.data(), x_nhwc.data(), gw.data(), 0, split);
+  test.backward_weight_nhwc(p, gy_nhwc.data(), x_nhwc.data(), gw.data(), split, p.out_channels);
   expect_close(isa, "backward_weight_nhwc", p, gw, gw_ref, double(m));
 }
 
@@ -77,7 +111,9 @@ int main() {
     for (int64_t cout : {1, 4, 7, 8, 15, 16, 17, 32, 33, 40})
       for (int64_t pixels : {1, 5, 16, 31, 33, 130}) cases.push_back({2, cin, cout, pixels});
   cases.push_back({1, 96, 24, 56 * 56});
-  cases.push_back({1, 320, 1280, 49});
+  cases.push_back({1, 320, 1280, 49});  // several depth blocks (kGemmKc = 256)
+  cases.push_back({2, 600, 100, 37});   // depth not a multiple of the block, rows > kGemmMc
+  cases.push_back({1, 3, 5, 2100});     // columns beyond kGemmNc (NHWC: rows)
   int tested = 0;
   for (const std::string& isa : sepconv::cpu::usable_isas()) {
     sepconv::cpu::set_active_isa(isa);
@@ -86,6 +122,6 @@ int main() {
     std::printf("%-7s %zu cases x 4 kernels: %s\n", isa.c_str(), cases.size(),
                 failures ? "FAILURES" : "ok");
   }
-  std::printf("%d ISA(s) tested against scalar, %d failure(s)\n", tested, failures);
+  std::printf("%d ISA(s) tested against the naive loops, %d failure(s)\n", tested, failures);
   return failures == 0 && tested > 0 ? 0 : 1;
 }

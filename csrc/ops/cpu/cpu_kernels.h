@@ -13,6 +13,10 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
 at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
                                 const std::optional<at::Tensor>& bias);
 
+// Depthwise weight (C*M, 1, kH, kW) -> (kH, kW, C*M), the NHWC kernels' layout: they read one
+// tap across all channels.
+at::Tensor pack_weight_tap_major(const at::Tensor& weight);
+
 // Splits [0, units) over the intra-op threads with chunks of at least ~64K multiply-adds, so
 // small problems stay on one thread instead of paying for the wake-up.
 template <typename F>

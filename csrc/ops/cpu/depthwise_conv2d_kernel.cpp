@@ -13,11 +13,6 @@ namespace {
 
 constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 
-// (C*M, 1, kH, kW) -> (kH, kW, C*M): for NHWC the kernels read one tap across all channels.
-at::Tensor pack_weight_tap_major(const at::Tensor& weight) {
-  return weight.permute({2, 3, 0, 1}).contiguous();
-}
-
 at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weight,
                           c10::SymIntArrayRef input_size, at::IntArrayRef stride,
                           at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -89,6 +84,10 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
 }
 
 }  // namespace
+
+at::Tensor pack_weight_tap_major(const at::Tensor& weight) {
+  return weight.permute({2, 3, 0, 1}).contiguous();
+}
 
 at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,

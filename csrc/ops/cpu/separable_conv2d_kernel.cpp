@@ -1,12 +1,19 @@
-// CPU kernel of the separable op. For now the composition of the two CPU kernels, with the
-// intermediate tensor materialised; the fused kernel replaces this body, not its callers.
+// CPU kernel of the separable op: the fused kernel of csrc/cpu/separable.h, which never holds
+// the intermediate tensor whole. Same layout rule as the other ops (channels_last in,
+// channels_last out); any dtype the depthwise and pointwise kernels take.
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include "../../cpu/dispatch.h"
+#include "../../cpu/separable.h"
 #include "../checks.h"
 #include "cpu_kernels.h"
 
 namespace sepconv {
 namespace {
+
+constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 
 at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depthwise_weight,
                                 const at::Tensor& pointwise_weight,
@@ -14,12 +21,47 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
                                 const std::optional<at::Tensor>& pointwise_bias,
                                 at::IntArrayRef stride, at::IntArrayRef padding,
                                 at::IntArrayRef dilation) {
-  const auto g = check_geometry("sepconv::separable_conv2d", stride, padding, dilation);
-  check_separable_forward("sepconv::separable_conv2d", input, depthwise_weight, pointwise_weight,
-                          depthwise_bias, pointwise_bias, g);
-  const at::Tensor mid =
-      depthwise_conv2d_cpu(input, depthwise_weight, depthwise_bias, stride, padding, dilation);
-  return pointwise_conv2d_cpu(mid, pointwise_weight, pointwise_bias);
+  const char* op = "sepconv::separable_conv2d";
+  const auto g = check_geometry(op, stride, padding, dilation);
+  const auto out_sym = check_separable_forward(op, input, depthwise_weight, pointwise_weight,
+                                               depthwise_bias, pointwise_bias, g);
+  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
+  const auto fmt = output_memory_format(input);
+  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  if (output.numel() == 0) return output;
+  const int64_t mid = depthwise_weight.size(0), cout = out_size[1];
+  const auto s = cpu::separable_params(
+      depthwise_params(input.sizes(), {out_size[0], mid, out_size[2], out_size[3]},
+                       depthwise_weight.size(2), depthwise_weight.size(3), g),
+      cout);
+  const at::Tensor pw = pointwise_weight.reshape({cout, mid});
+  const bool channels_last = fmt == kChannelsLast;
+  const at::Tensor x = input.contiguous(channels_last ? kChannelsLast : at::MemoryFormat::Contiguous);
+  const at::Tensor dw_w = channels_last ? pack_weight_tap_major(depthwise_weight)
+                                        : depthwise_weight.contiguous();
+  const at::Tensor pw_w = channels_last ? pw.t().contiguous() : pw.contiguous();
+  const auto optional_contiguous = [](const std::optional<at::Tensor>& t) {
+    return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
+  };
+  const at::Tensor dw_b = optional_contiguous(depthwise_bias);
+  const at::Tensor pw_b = optional_contiguous(pointwise_bias);
+  const int64_t work_per_unit =  // multiply-adds of one band, both convs
+      s.band_rows * s.depthwise.out_w * mid *
+      (s.depthwise.kernel_h * s.depthwise.kernel_w + cout);
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "separable_conv2d_cpu", [&] {
+    const auto& dw = cpu::depthwise_kernels<scalar_t>();
+    const auto& pwk = cpu::pointwise_kernels<scalar_t>();
+    const auto ptr = [](const at::Tensor& t) {
+      return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
+    };
+    const cpu::SeparableWeights<scalar_t> w{ptr(dw_w), ptr(dw_b), ptr(pw_w), ptr(pw_b)};
+    const auto kernel = channels_last ? cpu::separable_forward_nhwc<scalar_t>
+                                      : cpu::separable_forward_nchw<scalar_t>;
+    parallel_units(cpu::separable_units(s), work_per_unit, [&](int64_t b, int64_t e) {
+      kernel(dw, pwk, s, x.const_data_ptr<scalar_t>(), w, output.data_ptr<scalar_t>(), b, e);
+    });
+  });
+  return output;
 }
 
 }  // namespace

@@ -1,0 +1,97 @@
+// Fused separable forward (see separable.h): the orchestration only; the arithmetic is the
+// depthwise and pointwise kernels of the active ISA.
+#include "separable.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace sepconv {
+namespace cpu {
+namespace {
+
+// Intermediate band budget, in elements: 32K floats = 128 KiB, a quarter of a typical L2, so the
+// band, the pointwise weights' current block and the output rows fit together. At least 64
+// pixels per band, so the GEMM has full register tiles to work with.
+constexpr int64_t kBandElements = 32 * 1024, kMinBandPixels = 64;
+
+int64_t bands_per_image(const SeparableParams& s) {
+  return (s.depthwise.out_h + s.band_rows - 1) / s.band_rows;
+}
+
+// The depthwise problem of output rows [row0, row0 + rows) of one image: the same input, the
+// window moved down by row0 * stride_h rows.
+DepthwiseParams band_problem(const DepthwiseParams& p, int64_t row0, int64_t rows) {
+  DepthwiseParams q = p;
+  q.batch = 1;
+  q.out_h = rows;
+  q.pad_top = p.pad_top - row0 * p.stride_h;
+  return q;
+}
+
+}  // namespace
+
+SeparableParams separable_params(const DepthwiseParams& depthwise, int64_t out_channels) {
+  const int64_t row = std::max<int64_t>(1, depthwise.out_w);
+  const int64_t pixels = std::max(kMinBandPixels, kBandElements / depthwise.out_channels());
+  const int64_t rows = std::min(std::max<int64_t>(1, depthwise.out_h), (pixels + row - 1) / row);
+  return {depthwise, out_channels, rows};
+}
+
+int64_t separable_units(const SeparableParams& s) {
+  return s.depthwise.batch * bands_per_image(s);
+}
+
+template <typename T>
+void separable_forward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKernels<T>& pw,
+                            const SeparableParams& s, const T* input, const SeparableWeights<T>& w,
+                            T* output, int64_t begin, int64_t end) {
+  const DepthwiseParams& p = s.depthwise;
+  const int64_t mid = p.out_channels(), pixels = p.out_h * p.out_w, bands = bands_per_image(s);
+  std::vector<T> band(mid * s.band_rows * p.out_w);  // (mid, band pixels)
+  std::vector<T> packed_weight;  // W packed once per call, shared by every band
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const int64_t n = unit / bands, row0 = unit % bands * s.band_rows;
+    const int64_t rows = std::min(s.band_rows, p.out_h - row0), band_pixels = rows * p.out_w;
+    dw.forward_nchw(band_problem(p, row0, rows), input + n * p.channels * p.in_h * p.in_w,
+                    w.depthwise, w.depthwise_bias, band.data(), 0, mid);
+    // Y[:, band] = W (Cout x mid) * band (mid x band pixels)
+    const auto g = Gemm::row_major(s.out_channels, band_pixels, mid, mid, band_pixels, pixels);
+    if (packed_weight.empty()) pw.pack_a(g, w.pointwise, &packed_weight);
+    pw.gemm(g, w.pointwise, packed_weight.data(), band.data(),
+            output + n * s.out_channels * pixels + row0 * p.out_w, w.pointwise_bias, nullptr);
+  }
+}
+
+template <typename T>
+void separable_forward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKernels<T>& pw,
+                            const SeparableParams& s, const T* input, const SeparableWeights<T>& w,
+                            T* output, int64_t begin, int64_t end) {
+  const DepthwiseParams& p = s.depthwise;
+  const int64_t mid = p.out_channels(), bands = bands_per_image(s);
+  std::vector<T> band(s.band_rows * p.out_w * mid);  // (band pixels, mid)
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const int64_t n = unit / bands, row0 = unit % bands * s.band_rows;
+    const int64_t rows = std::min(s.band_rows, p.out_h - row0), band_pixels = rows * p.out_w;
+    dw.forward_nhwc(band_problem(p, row0, rows), input + n * p.in_h * p.in_w * p.channels,
+                    w.depthwise, w.depthwise_bias, band.data(), 0, rows);
+    // Y[band, :] = band (band pixels x mid) * W^T (mid x Cout)
+    const auto g =
+        Gemm::row_major(band_pixels, s.out_channels, mid, mid, s.out_channels, s.out_channels);
+    pw.gemm(g, band.data(), nullptr, w.pointwise, output + (n * p.out_h + row0) * p.out_w * s.out_channels,
+            nullptr, w.pointwise_bias);
+  }
+}
+
+#define SEPCONV_INSTANTIATE(T)                                                                   \
+  template void separable_forward_nchw<T>(const DepthwiseKernels<T>&, const PointwiseKernels<T>&, \
+                                          const SeparableParams&, const T*,                      \
+                                          const SeparableWeights<T>&, T*, int64_t, int64_t);     \
+  template void separable_forward_nhwc<T>(const DepthwiseKernels<T>&, const PointwiseKernels<T>&, \
+                                          const SeparableParams&, const T*,                      \
+                                          const SeparableWeights<T>&, T*, int64_t, int64_t);
+SEPCONV_INSTANTIATE(float)
+SEPCONV_INSTANTIATE(double)
+#undef SEPCONV_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace sepconv
