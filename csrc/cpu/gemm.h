@@ -56,19 +56,28 @@ constexpr int64_t kGemmKc = 256, kGemmMc = 96, kGemmNc = 2048;
 // B blocks up to this size are swept by rows of tiles rather than columns (see gemm_blocked).
 constexpr int64_t kGemmRowOrderBytes = 128 * 1024;
 
+// Offsets of depths [p0, p0 + kc) along one operand (kc <= kGemmKc): packing reads through
+// them, so plain, transposed and image-segmented depths are one code path.
+inline void depth_offsets(const Gemm& g, int64_t p0, int64_t kc, int64_t cs, int64_t seg,
+                          int64_t* off) {
+  for (int64_t p = 0; p < kc; ++p) off[p] = g.depth_offset(p0 + p, cs, seg);
+}
+
 // dst = A[i0 .. i0+mc) x [p0 .. p0+kc) as MR-row panels, column-major inside each panel.
 // Depth-outer so the writes are sequential; full panels without per-element tests.
 template <int64_t MR, typename T>
 void pack_a(const Gemm& g, const T* a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* dst) {
+  int64_t off[kGemmKc];
+  depth_offsets(g, p0, kc, g.a_cs, g.a_seg, off);
   for (int64_t ip = 0; ip < mc; ip += MR, dst += MR * kc) {
     const int64_t mr = std::min(MR, mc - ip);
-    const T* src = a + (i0 + ip) * g.a_rs + p0 * g.a_cs;
+    const T* src = a + (i0 + ip) * g.a_rs;
     if (mr == MR) {
       for (int64_t p = 0; p < kc; ++p)
-        for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = src[i * g.a_rs + p * g.a_cs];
+        for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = src[i * g.a_rs + off[p]];
     } else {
       for (int64_t p = 0; p < kc; ++p)
-        for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? src[i * g.a_rs + p * g.a_cs] : T(0);
+        for (int64_t i = 0; i < MR; ++i) dst[p * MR + i] = i < mr ? src[i * g.a_rs + off[p]] : T(0);
     }
   }
 }
@@ -103,16 +112,18 @@ constexpr int64_t panel_width(int64_t nr_left) {
 // panel; the panel starting at column jr (relative to j0) begins at dst + jr * kc.
 template <class Tile, typename T>
 void pack_b(const Gemm& g, const T* b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  int64_t off[kGemmKc];
+  depth_offsets(g, p0, kc, g.b_rs, g.b_seg, off);
   for (int64_t jr = 0; jr < nc; jr += Tile::NR) {
     const int64_t nr = std::min(Tile::NR, nc - jr), w = panel_width<Tile>(nr);
     T* d = dst + jr * kc;
-    const T* src = b + p0 * g.b_rs + (j0 + jr) * g.b_cs;
+    const T* src = b + (j0 + jr) * g.b_cs;
     if (g.b_cs == 1) {  // rows contiguous: copy a row segment per depth step
       for (int64_t p = 0; p < kc; ++p)
-        for (int64_t j = 0; j < w; ++j) d[p * w + j] = j < nr ? src[p * g.b_rs + j] : T(0);
+        for (int64_t j = 0; j < w; ++j) d[p * w + j] = j < nr ? src[off[p] + j] : T(0);
     } else {
       for (int64_t j = 0; j < w; ++j)
-        for (int64_t p = 0; p < kc; ++p) d[p * w + j] = j < nr ? src[p * g.b_rs + j * g.b_cs] : T(0);
+        for (int64_t p = 0; p < kc; ++p) d[p * w + j] = j < nr ? src[off[p] + j * g.b_cs] : T(0);
     }
   }
 }
@@ -134,7 +145,9 @@ void gemm_blocked(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c
     if (!accumulate) fill_bias(g, c, row_bias, col_bias);
     return;
   }
-  const bool direct_a = !a_packed && g.a_cs == 1, direct_b = g.b_cs == 1;
+  // In place only where the tile can walk the depth with one stride.
+  const bool direct_a = !a_packed && g.a_cs == 1 && !g.segmented();
+  const bool direct_b = g.b_cs == 1 && !g.segmented();
   // Per thread, grown once: packing buffers must not be allocated per call (the fused
   // separable kernel calls this once per band). With in-place operands they hold one panel.
   thread_local std::vector<T> a_pack, b_pack;
@@ -258,27 +271,29 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
 
 // ---------------------------------------------------------------------------- weight gradient
 
-// Output channels [begin, end) of dW = sum over images of dY_n * X_n^T. Images are summed in
-// float GEMMs (C += ...) in groups of about kFloatTerms products per element, and the groups
-// folded in double, in image order: no sum longer than ~kFloatTerms float terms, and the result
-// does not depend on the thread count.
+// Output channels [begin, end) of dW = sum over images of dY_n * X_n^T. Groups of images of
+// about kFloatTerms products per element are one float GEMM (depth = the group's pixels, in
+// segments of one image), and the groups are folded in double, in image order: no float sum
+// runs over more than ~kFloatTerms terms, C is written once per group (not once per 49-pixel
+// image), and the result does not depend on the thread count.
 constexpr int64_t kFloatTerms = 4096;
 
-template <typename T, class ImageGemm>
-void pointwise_backward_weight(const PointwiseParams& p, T* grad_weight, int64_t begin,
-                               int64_t end, const ImageGemm& image_gemm) {
-  const int64_t size = (end - begin) * p.in_channels;
+template <class Tile, typename T>
+void pointwise_backward_weight(const PointwiseParams& p, Gemm g, const T* a, int64_t a_image,
+                               const T* b, int64_t b_image, T* grad_weight) {
+  const int64_t size = g.m * g.n;
   if (size == 0) return;
   const int64_t group = std::max<int64_t>(1, kFloatTerms / std::max<int64_t>(1, p.pixels));
   std::vector<T> part(size);
   std::vector<double> total(size, 0.0);
-  for (int64_t n = 0; n < p.batch; ++n) {
-    const bool first_of_group = n % group == 0;
-    image_gemm(n, part.data(), !first_of_group);
-    if (n % group == group - 1 || n == p.batch - 1)
-      for (int64_t i = 0; i < size; ++i) total[i] += double(part[i]);
+  g.k_seg = p.pixels, g.a_seg = a_image, g.b_seg = b_image;
+  for (int64_t n0 = 0; n0 < p.batch; n0 += group) {
+    g.k = std::min(group, p.batch - n0) * p.pixels;
+    gemm_blocked<Tile, T>(g, a + n0 * a_image, nullptr, b + n0 * b_image, part.data(), nullptr,
+                          nullptr);
+    for (int64_t i = 0; i < size; ++i) total[i] += double(part[i]);
   }
-  for (int64_t i = 0; i < size; ++i) grad_weight[begin * p.in_channels + i] = T(total[i]);
+  for (int64_t i = 0; i < size; ++i) grad_weight[i] = T(total[i]);
 }
 
 template <class Tile, typename T>
@@ -286,10 +301,8 @@ void pointwise_backward_weight_nchw(const PointwiseParams& p, const T* grad_outp
                                     const T* input, T* grad_weight, int64_t begin, int64_t end) {
   // dY_n rows [begin, end) (row stride P) times X_n^T (element (p, c) at c * P + p)
   const Gemm g{end - begin, p.in_channels, p.pixels, p.pixels, 1, 1, p.pixels, p.in_channels};
-  pointwise_backward_weight(p, grad_weight, begin, end, [&](int64_t n, T* part, bool accumulate) {
-    gemm_blocked<Tile, T>(g, grad_output + (n * p.out_channels + begin) * p.pixels, nullptr,
-                          input + n * p.in_channels * p.pixels, part, nullptr, nullptr, accumulate);
-  });
+  pointwise_backward_weight<Tile>(p, g, grad_output + begin * p.pixels, p.out_channels * p.pixels,
+                                  input, p.in_channels * p.pixels, grad_weight + begin * p.in_channels);
 }
 
 template <class Tile, typename T>
@@ -298,10 +311,8 @@ void pointwise_backward_weight_nhwc(const PointwiseParams& p, const T* grad_outp
   // dY_n^T rows [begin, end) (element (o, p) at p * Cout + o) times X_n (row stride Cin)
   const Gemm g{end - begin, p.in_channels, p.pixels, 1, p.out_channels, p.in_channels, 1,
                p.in_channels};
-  pointwise_backward_weight(p, grad_weight, begin, end, [&](int64_t n, T* part, bool accumulate) {
-    gemm_blocked<Tile, T>(g, grad_output + n * p.pixels * p.out_channels + begin, nullptr,
-                          input + n * p.pixels * p.in_channels, part, nullptr, nullptr, accumulate);
-  });
+  pointwise_backward_weight<Tile>(p, g, grad_output + begin, p.pixels * p.out_channels, input,
+                                  p.pixels * p.in_channels, grad_weight + begin * p.in_channels);
 }
 
 // The kernel table of one Tile.

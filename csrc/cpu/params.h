@@ -34,15 +34,23 @@ struct PointwiseParams {
 };
 
 // One GEMM, C[m x n] = A[m x k] * B[k x n] (+ bias). A and B take any element strides (the
-// weight gradients read transposed operands; packing makes that free), C is row-major.
+// weight gradients read transposed operands; packing makes that free), C is row-major. The
+// depth may run over several images: with k_seg > 0 it is cut into segments of k_seg, and
+// depth p sits at (p / k_seg) * seg + (p % k_seg) * cs in A and in B (a_seg, b_seg).
 struct Gemm {
   int64_t m, n, k;
   int64_t a_rs, a_cs;  // A(i, p) = a[i * a_rs + p * a_cs]
   int64_t b_rs, b_cs;  // B(p, j) = b[p * b_rs + j * b_cs]
   int64_t ldc;         // C(i, j) = c[i * ldc + j]
+  int64_t k_seg = 0, a_seg = 0, b_seg = 0;
 
   static Gemm row_major(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
     return {m, n, k, lda, 1, ldb, 1, ldc};
+  }
+  bool segmented() const { return k_seg > 0 && k_seg < k; }
+  // Offset of depth p from depth 0 along an operand with depth stride cs and segment stride seg.
+  int64_t depth_offset(int64_t p, int64_t cs, int64_t seg) const {
+    return segmented() ? p / k_seg * seg + p % k_seg * cs : p * cs;
   }
 };
 
