@@ -407,53 +407,53 @@ struct DepthwiseSimd {
     }
   }
 
-  // NHWC weight gradient, multiplier 1: units are input channels. For each W-channel chunk and
-  // each (output row, tap), one pass along the row with two register accumulators, reading
-  // grad_output and input from L1; partial sums per image, folded into double per image.
+  // NHWC weight gradient, multiplier 1: units are input channels. The loops follow memory:
+  // output pixel, then W-channel chunk of the unit, then every tap whose input pixel exists,
+  // each adding gradient x input into its (tap, chunk) partial sum in a small L1-resident
+  // array. Every load is contiguous and each gradient vector feeds all taps; a pass per tap
+  // along a row instead reads channel-strided and is bound by cache misses (~3x slower).
+  // Per-image float partial sums are folded into double in image order.
   static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight_packed, int64_t begin,
                                    int64_t end) {
     if (p.multiplier != 1)
       return depthwise_scalar_kernels<float>().backward_weight_nhwc(p, grad_output, input,
                                                                     grad_weight_packed, begin, end);
-    const int64_t C = p.channels, taps = p.kernel_h * p.kernel_w, sC = p.stride_w * C;
-    const TapRanges r(p);
-    std::vector<float> acc(taps * W);  // one vector partial sum per tap
-    std::vector<double> total(taps * W);
-    for (int64_t c0 = begin; c0 < end; c0 += W) {
-      const int64_t m = std::min(W, end - c0);
-      std::fill(total.begin(), total.end(), 0.0);
-      for (int64_t n = 0; n < p.batch; ++n) {
-        std::fill(acc.begin(), acc.end(), 0.f);
-        for (int64_t oh = 0; oh < p.out_h; ++oh) {
-          int64_t i_lo, i_hi;
-          valid_output_range(oh * p.stride_h - p.pad_top, p.dilation_h, p.in_h, p.kernel_h,
-                             &i_lo, &i_hi);
-          const float* gyrow = grad_output + ((n * p.out_h + oh) * p.out_w) * C + c0;
-          for (int64_t i = i_lo; i < i_hi; ++i) {
-            const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
-            const float* xrow = input + ((n * p.in_h + ih) * p.in_w) * C + c0;
-            for (int64_t j = 0; j < p.kernel_w; ++j) {
-              const float* gy = gyrow + r.lo[j] * C;
-              const float* x = xrow + r.first[j] * C;
-              float* a = acc.data() + (i * p.kernel_w + j) * W;
-              reg a0 = V::load(a), a1 = V::zero();
-              int64_t k = 0;
-              for (; k + 2 <= r.count[j]; k += 2) {
-                a0 = V::fma(load_n(gy + k * C, m), load_n(x + k * sC, m), a0);
-                a1 = V::fma(load_n(gy + (k + 1) * C, m), load_n(x + (k + 1) * sC, m), a1);
-              }
-              if (k < r.count[j]) a0 = V::fma(load_n(gy + k * C, m), load_n(x + k * sC, m), a0);
-              V::store(a, V::add(a0, a1));
+    const int64_t C = p.channels, kw = p.kernel_w, taps = p.kernel_h * kw;
+    const int64_t span = (end - begin + W - 1) / W * W;  // partial-sum columns per tap
+    std::vector<float> acc(taps * span);
+    std::vector<double> total(taps * span, 0.0);
+    std::vector<const float*> xrows(p.kernel_h);
+    for (int64_t n = 0; n < p.batch; ++n) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        int64_t i_lo, i_hi, j_lo, j_hi;
+        valid_output_range(oh * p.stride_h - p.pad_top, p.dilation_h, p.in_h, p.kernel_h, &i_lo,
+                           &i_hi);
+        for (int64_t i = i_lo; i < i_hi; ++i)
+          xrows[i] = input + (n * p.in_h + oh * p.stride_h - p.pad_top + i * p.dilation_h) * p.in_w * C;
+        const float* gyrow = grad_output + (n * p.out_h + oh) * p.out_w * C;
+        for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          const int64_t iw0 = ow * p.stride_w - p.pad_left;  // input column of tap j = 0
+          valid_output_range(iw0, p.dilation_w, p.in_w, kw, &j_lo, &j_hi);
+          for (int64_t c0 = begin; c0 < end; c0 += W) {
+            const int64_t m = std::min(W, end - c0);
+            const reg g = load_n(gyrow + ow * C + c0, m);
+            for (int64_t i = i_lo; i < i_hi; ++i) {
+              const float* x = xrows[i] + iw0 * C + c0;
+              float* a = acc.data() + i * kw * span + (c0 - begin);
+              for (int64_t j = j_lo; j < j_hi; ++j)
+                V::store(a + j * span,
+                         V::fma(g, load_n(x + j * p.dilation_w * C, m), V::load(a + j * span)));
             }
           }
         }
-        for (int64_t t = 0; t < taps * W; ++t) total[t] += acc[t];
       }
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t k = 0; k < m; ++k)
-          grad_weight_packed[t * C + c0 + k] = static_cast<float>(total[t * W + k]);
+      for (int64_t t = 0; t < taps * span; ++t) total[t] += acc[t];
     }
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t c = begin; c < end; ++c)
+        grad_weight_packed[t * C + c] = static_cast<float>(total[t * span + c - begin]);
   }
 
   static const DepthwiseKernels<float>& kernels() {
