@@ -373,35 +373,31 @@ struct DepthwiseSimd {
       return forward_nhwc(transposed(p), grad_output, flipped.data(), nullptr, grad_input, begin,
                           end);
     }
-    std::vector<int64_t> js, ows;  // valid (tap j, output column) pairs of one input column
+    // Strided: each input row (the unit, one writer) is zeroed, then every output pixel whose
+    // window touches it scatters weight x gradient into it, in memory order (pixel, channel
+    // chunk, taps), so all loads and stores are contiguous and the row stays in L1/L2.
+    const int64_t kw = p.kernel_w;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.in_h, ih = row % p.in_h;
-      for (int64_t iw = 0; iw < p.in_w; ++iw) {
-        js.clear(), ows.clear();
-        for (int64_t j = 0; j < p.kernel_w; ++j) {
-          const int64_t tw = iw + p.pad_left - j * p.dilation_w;
-          if (tw < 0 || tw % p.stride_w != 0 || tw / p.stride_w >= p.out_w) continue;
-          js.push_back(j), ows.push_back(tw / p.stride_w);
-        }
-        float* gx = grad_input + (row * p.in_w + iw) * C;
-        for (int64_t c0 = 0; c0 < C; c0 += W) {
-          const int64_t m = std::min(W, C - c0);
-          reg acc0 = V::zero(), acc1 = V::zero();
-          for (int64_t i = 0; i < p.kernel_h; ++i) {
-            const int64_t th = ih + p.pad_top - i * p.dilation_h;
-            if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.out_h) continue;
-            const float* gyrow = grad_output + ((n * p.out_h + th / p.stride_h) * p.out_w) * C + c0;
-            const float* wrow = weight_packed + i * p.kernel_w * C + c0;
-            size_t t = 0;
-            for (; t + 2 <= js.size(); t += 2) {
-              acc0 = V::fma(load_n(wrow + js[t] * C, m), load_n(gyrow + ows[t] * C, m), acc0);
-              acc1 = V::fma(load_n(wrow + js[t + 1] * C, m), load_n(gyrow + ows[t + 1] * C, m),
-                            acc1);
+      float* gx = grad_input + row * p.in_w * C;
+      std::fill(gx, gx + p.in_w * C, 0.f);
+      for (int64_t i = 0; i < p.kernel_h; ++i) {
+        const int64_t th = ih + p.pad_top - i * p.dilation_h;
+        if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.out_h) continue;
+        const float* gyrow = grad_output + (n * p.out_h + th / p.stride_h) * p.out_w * C;
+        const float* wrow = weight_packed + i * kw * C;
+        for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          const int64_t iw0 = ow * p.stride_w - p.pad_left;  // input column of tap j = 0
+          int64_t j_lo, j_hi;
+          valid_output_range(iw0, p.dilation_w, p.in_w, kw, &j_lo, &j_hi);
+          for (int64_t c0 = 0; c0 < C; c0 += W) {
+            const int64_t m = std::min(W, C - c0);
+            const reg g = load_n(gyrow + ow * C + c0, m);
+            for (int64_t j = j_lo; j < j_hi; ++j) {
+              float* dst = gx + (iw0 + j * p.dilation_w) * C + c0;
+              store_n(dst, V::fma(load_n(wrow + j * C + c0, m), g, load_n(dst, m)), m);
             }
-            if (t < js.size())
-              acc0 = V::fma(load_n(wrow + js[t] * C, m), load_n(gyrow + ows[t] * C, m), acc0);
           }
-          store_n(gx + c0, V::add(acc0, acc1), m);
         }
       }
     }
