@@ -44,7 +44,8 @@ struct DepthwiseSimd {
   // sits at padded row y * up_h + top, column x * up_w + left; everything else is 0. `up` > 1
   // inserts zeros between input pixels (the input gradient of a strided conv). Sized for the
   // output (rows (out_h - 1) * stride + (k - 1) * dilation + 1, same for columns) plus slack, so
-  // full-vector loads past a row's end stay inside the buffer. The zeros are written once;
+  // full-vector loads past a row's end, and the kBlock-row blocks of narrow planes that run past
+  // the last output row, stay inside the buffer. The zeros are written once;
   // each plane overwrites only the input's own positions.
   struct PaddedPlane {
     int64_t rows, cols, pitch, top, left, up_h, up_w, in_h, in_w;
@@ -53,7 +54,8 @@ struct DepthwiseSimd {
         : rows((p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1),
           cols((p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1),
           pitch(cols + 1), top(p.pad_top), left(p.pad_left), up_h(up_h), up_w(up_w),
-          in_h(p.in_h), in_w(p.in_w), buf(rows * pitch + 2 * W * p.stride_w + 2, 0.f) {}
+          in_h(p.in_h), in_w(p.in_w),
+          buf((rows + (kBlock - 1) * p.stride_h) * pitch + 2 * W * p.stride_w + 2, 0.f) {}
     const float* load(const float* x) {
       for (int64_t y = 0; y < in_h; ++y) {
         const int64_t r = y * up_h + top;
@@ -62,7 +64,9 @@ struct DepthwiseSimd {
         float* dst = buf.data() + r * pitch;
         if (up_w == 1) {
           const int64_t c_lo = std::max<int64_t>(0, left), c_hi = std::min(cols, in_w + left);
-          for (int64_t c = c_lo; c < c_hi; ++c) dst[c] = src[c - left];
+          int64_t c = c_lo;  // vector copies: for 7-28 wide rows a memmove call costs more
+          for (; c + W <= c_hi; c += W) V::store(dst + c, V::load(src + c - left));
+          if (c < c_hi) store_n(dst + c, V::load(src + c - left, c_hi - c), c_hi - c);
         } else {
           for (int64_t xx = 0; xx < in_w; ++xx) {
             const int64_t c = xx * up_w + left;
@@ -88,6 +92,48 @@ struct DepthwiseSimd {
     }
   }
 
+  // kBlock (= 4) consecutive output rows of a narrow plane, one vector of columns each, every
+  // weight broadcast shared by the four rows; the first `rows` are stored, the first
+  // `full_rows` of them whole-vector (store_row). Out of line with named accumulators: inlined
+  // into correlate_plane, GCC kept the accumulators and loop bounds on the stack (~1.5x slower).
+  template <int S>
+  __attribute__((noinline)) static void narrow_rows(const DepthwiseParams& p, const float* x0,
+                                                    int64_t row_stride, int64_t row_step,
+                                                    const float* w, float b, float* y, int64_t n,
+                                                    bool accumulate, int64_t rows,
+                                                    int64_t full_rows) {
+    static_assert(kBlock == 4, "narrow_rows keeps four named accumulators");
+    const int64_t sw = S > 0 ? S : p.stride_w, kh = p.kernel_h, kw = p.kernel_w;
+    const int64_t dw = p.dilation_w, ys = p.out_w;
+    const auto init = [&](int64_t q) {
+      return accumulate && q < rows ? load_n(y + q * ys, n) : V::set1(b);
+    };
+    reg a0 = init(0), a1 = init(1), a2 = init(2), a3 = init(3);
+    for (int64_t i = 0; i < kh; ++i) {
+      const float* xi = x0 + i * row_step;
+      const float* wi = w + i * kw;
+      for (int64_t j = 0; j < kw; ++j) {
+        const reg wv = V::set1(wi[j]);
+        const float* xs = xi + j * dw;
+        a0 = V::fma(wv, load_cols<S>(xs, sw, W, true), a0);
+        a1 = V::fma(wv, load_cols<S>(xs + row_stride, sw, W, true), a1);
+        a2 = V::fma(wv, load_cols<S>(xs + 2 * row_stride, sw, W, true), a2);
+        a3 = V::fma(wv, load_cols<S>(xs + 3 * row_stride, sw, W, true), a3);
+      }
+    }
+    store_row(y, a0, n, full_rows > 0);
+    if (rows > 1) store_row(y + ys, a1, n, full_rows > 1);
+    if (rows > 2) store_row(y + 2 * ys, a2, n, full_rows > 2);
+    if (rows > 3) store_row(y + 3 * ys, a3, n, full_rows > 3);
+  }
+
+  // A row's last, partial vector is stored whole when `full`: the extra lanes land on the
+  // next rows of the same plane, which the caller writes later (rows in increasing order,
+  // one vector per row), and partial stores are slow (vmaskmovps on Zen; a buffer here).
+  static void store_row(float* y, reg v, int64_t n, bool full) {
+    if (full) V::store(y, v); else store_n(y, v, n);
+  }
+
   // One output plane of a single-channel correlation over a padded plane: y = b + sum_taps
   // w * x (or y += ... when `accumulate`), vectorised along W, kBlock vectors at a time with two
   // accumulators each (even / odd kernel rows): enough independent FMA chains to hide latency.
@@ -97,34 +143,20 @@ struct DepthwiseSimd {
     const int64_t sw = S > 0 ? S : p.stride_w, row_step = p.dilation_h * pitch;
     if (p.out_w < kBlock * W && S > 0) {
       // Narrow planes (14x14, 7x7): kBlock output rows share each weight broadcast instead,
-      // with full-width loads (the buffer's slack makes them safe) and partial stores.
+      // with full-width loads (the buffer's slack makes them safe, also for the rows a last
+      // block computes past out_h, which are not stored).
       const int64_t row_stride = p.stride_h * pitch;
+      // Rows that may be stored a whole vector wide (see store_row): one vector per row, a
+      // store ending inside the plane, and nothing to accumulate onto.
+      const int64_t plane = p.out_h * p.out_w;
+      const int64_t full_rows = p.out_w <= W && !accumulate && plane >= W
+                                    ? (plane - W) / p.out_w + 1 : 0;
       for (int64_t ow = 0; ow < p.out_w; ow += W) {
         const int64_t n = std::min(W, p.out_w - ow);
-        int64_t oh = 0;
-        for (; oh + kBlock <= p.out_h; oh += kBlock) {
-          reg acc[kBlock];
-          for (int64_t q = 0; q < kBlock; ++q)
-            acc[q] = accumulate ? load_n(y + (oh + q) * p.out_w + ow, n) : V::set1(b);
-          const float* x0 = x + oh * row_stride + ow * sw;
-          for (int64_t i = 0; i < p.kernel_h; ++i)
-            for (int64_t j = 0; j < p.kernel_w; ++j) {
-              const reg wv = V::set1(w[i * p.kernel_w + j]);
-              const float* xs = x0 + i * row_step + j * p.dilation_w;
-              for (int64_t q = 0; q < kBlock; ++q)
-                acc[q] = V::fma(wv, load_cols<S>(xs + q * row_stride, sw, W, true), acc[q]);
-            }
-          for (int64_t q = 0; q < kBlock; ++q) store_n(y + (oh + q) * p.out_w + ow, acc[q], n);
-        }
-        for (; oh < p.out_h; ++oh) {
-          reg acc = accumulate ? load_n(y + oh * p.out_w + ow, n) : V::set1(b);
-          const float* x0 = x + oh * row_stride + ow * sw;
-          for (int64_t i = 0; i < p.kernel_h; ++i)
-            for (int64_t j = 0; j < p.kernel_w; ++j)
-              acc = V::fma(V::set1(w[i * p.kernel_w + j]),
-                           load_cols<S>(x0 + i * row_step + j * p.dilation_w, sw, W, true), acc);
-          store_n(y + oh * p.out_w + ow, acc, n);
-        }
+        for (int64_t oh = 0; oh < p.out_h; oh += kBlock)
+          narrow_rows<S>(p, x + oh * row_stride + ow * sw, row_stride, row_step, w, b,
+                         y + oh * p.out_w + ow, n, accumulate, std::min(kBlock, p.out_h - oh),
+                         full_rows - oh);
       }
       return;
     }
