@@ -316,6 +316,10 @@ struct DepthwiseSimd {
     x_off += ow * sw * W;
     for (int64_t i = 0; i < r.nrows; ++i, w += kw * W) {
       const float* x = r.rows[i] + x_off;
+      // Keeps x a single base register: otherwise GCC hoists x_off + each tap's offset into a
+      // register of its own (invariant over i), runs out of registers and reloads them from the
+      // stack inside the tap loop.
+      __asm__("" : "+r"(x));
       for (int64_t j = 0; j < kw; ++j) {
         const reg wv = V::load(w + j * W);
         const float* xj = x + j * dw * W;
