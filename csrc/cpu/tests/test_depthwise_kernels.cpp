@@ -127,8 +127,23 @@ std::vector<Case> cases() {
   all.push_back({1, 3, 1, 40, 40, 31, 31, 1, 1, 1, 1, 15, 15, 15, 15});
   all.push_back({1, 2, 1, 12, 19, 2, 4, 1, 1, 1, 1, 0, 1, 1, 2});
   all.push_back({1, 2, 1, 6, 6, 3, 3, 1, 1, 1, 1, 4, 5, 3, 6});
+  // The NHWC forward's unrolled kernels (3x3, 5x5, 7x7 at stride 1 and 2): output widths around
+  // its 8-pixel groups (every remainder), channel tails, and a depth multiplier.
+  for (int64_t k : {3, 5, 7})
+    for (int64_t s : {1, 2})
+      for (int64_t ow : {1, 2, 3, 7, 8, 9, 15, 16, 17, 23}) {
+        const int64_t w = (ow - 1) * s + 1;  // with padding k / 2 on both sides
+        all.push_back({1, ow % 3 == 0 ? 17 : 8, ow % 5 == 0 ? 2 : 1, 2 * k - 1, w, k, k, s, s, 1,
+                       1, k / 2, k / 2, k / 2, k / 2});
+      }
+  // Large kernels run in passes of kernel rows: row counts that are not a multiple of the pass,
+  // dilation, and windows clipped at the top and bottom.
+  all.push_back({1, 9, 1, 21, 30, 11, 9, 1, 1, 2, 2, 10, 10, 8, 8});
+  all.push_back({2, 5, 2, 17, 19, 17, 3, 2, 1, 1, 1, 8, 8, 1, 1});
+  // An output over 8 MB: the NHWC forward streams its rows out (odd channels: unaligned rows).
+  all.push_back({1, 65, 1, 180, 180, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1});
   // Seeded random sweep of everything at once.
-  while (all.size() < 400) {
+  while (all.size() < 460) {
     Case k{next_int(1, 2), next_int(1, 20), next_int(1, 3), next_int(1, 24), next_int(1, 40),
            next_int(1, 7), next_int(1, 7), next_int(1, 3), next_int(1, 3), next_int(1, 3),
            next_int(1, 3), next_int(0, 3), next_int(0, 3), next_int(0, 3), next_int(0, 3)};
