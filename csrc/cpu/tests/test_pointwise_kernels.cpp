@@ -64,22 +64,13 @@ std::vector<float> naive_weight_grad(const PointwiseParams& p, const std::vector
   return gw;
 }
 
-// (N, C, P) -> (N, P, C)
-std::vector<float> to_nhwc(const std::vector<float>& v, int64_t n, int64_t c, int64_t pixels) {
-  std::vector<float> out(v.size());
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t q = 0; q < pixels; ++q) out[(i * pixels + q) * c + ch] = v[(i * c + ch) * pixels + q];
-  return out;
-}
-
 void check_case(const char* isa, const PointwiseKernels<float>& test, const PointwiseParams& p) {
   const int64_t m = p.batch * p.pixels;
   const auto x = rng.vector(m * p.in_channels), w = rng.vector(p.out_channels * p.in_channels);
   const auto b = rng.vector(p.out_channels), gy = rng.vector(m * p.out_channels);
-  const auto x_nhwc = to_nhwc(x, p.batch, p.in_channels, p.pixels);
-  const auto gy_nhwc = to_nhwc(gy, p.batch, p.out_channels, p.pixels);
-  const auto wt = to_nhwc(w, 1, p.out_channels, p.in_channels);  // (Cin, Cout)
+  const auto x_nhwc = sepconv::test::to_nhwc(x, p.batch, p.in_channels, p.pixels);
+  const auto gy_nhwc = sepconv::test::to_nhwc(gy, p.batch, p.out_channels, p.pixels);
+  const auto wt = sepconv::test::to_nhwc(w, 1, p.out_channels, p.in_channels);  // (Cin, Cout)
   const int64_t nchw_units = sepconv::cpu::pointwise_nchw_units(p);
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
     const auto want = naive_forward(p, x, w, bias);
@@ -89,7 +80,7 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
     expect_close(isa, "forward_nchw", p, got, want, double(p.in_channels));
     test.forward_nhwc(p, x_nhwc.data(), wt.data(), bias, got.data(), 0, m / 3);
     test.forward_nhwc(p, x_nhwc.data(), wt.data(), bias, got.data(), m / 3, m);
-    expect_close(isa, "forward_nhwc", p, got, to_nhwc(want, p.batch, p.out_channels, p.pixels),
+    expect_close(isa, "forward_nhwc", p, got, sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
                  double(p.in_channels));
   }
   const auto gw_ref = naive_weight_grad(p, gy, x);

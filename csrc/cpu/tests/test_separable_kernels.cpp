@@ -43,16 +43,6 @@ Problem random_problem() {
   return {p, std::vector<int64_t>{1, 5, 8, 16, 17, 33}[rng.integer(0, 5)]};
 }
 
-// (N, C, H, W) <-> (N, H, W, C)
-template <typename T>
-std::vector<T> to_nhwc(const std::vector<T>& x, int64_t n, int64_t c, int64_t hw) {
-  std::vector<T> y(x.size());
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t q = 0; q < hw; ++q) y[(i * hw + q) * c + ch] = x[(i * c + ch) * hw + q];
-  return y;
-}
-
 template <typename T>
 void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernels<T>& pw,
            const Problem& pr) {
@@ -71,12 +61,12 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
   const PointwiseParams pp{p.batch, mid, cout, out_px};
   pw_ref.forward_nchw(pp, inter.data(), w_pw.data(), b_pw.data(), want.data(), 0,
                       pointwise_nchw_units(pp));
-  const auto want_nhwc = to_nhwc(want, p.batch, cout, out_px);
+  const auto want_nhwc = sepconv::test::to_nhwc(want, p.batch, cout, out_px);
 
   // NHWC operands: input, tap-major depthwise weight, transposed pointwise weight.
-  const auto x_nhwc = to_nhwc(x, p.batch, p.channels, in_px);
-  const auto w_dw_packed = to_nhwc(w_dw, 1, mid, taps);
-  const auto w_pw_t = to_nhwc(w_pw, 1, cout, mid);
+  const auto x_nhwc = sepconv::test::to_nhwc(x, p.batch, p.channels, in_px);
+  const auto w_dw_packed = sepconv::test::to_nhwc(w_dw, 1, mid, taps);
+  const auto w_pw_t = sepconv::test::to_nhwc(w_pw, 1, cout, mid);
   const SeparableWeights<T> nchw_w{w_dw.data(), b_dw.data(), w_pw.data(), b_pw.data()};
   const SeparableWeights<T> nhwc_w{w_dw_packed.data(), b_dw.data(), w_pw_t.data(), b_pw.data()};
 

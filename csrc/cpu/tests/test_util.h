@@ -1,4 +1,4 @@
-// Shared by the torch-free microkernel tests: deterministic random data.
+// Shared by the torch-free microkernel tests: deterministic random data, layout conversion.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,6 +24,16 @@ struct Rng {
     return v;
   }
 };
+
+// (N, C, P) -> (N, P, C): an NCHW tensor (P = H*W) as NHWC.
+template <typename T>
+std::vector<T> to_nhwc(const std::vector<T>& x, int64_t n, int64_t c, int64_t pixels) {
+  std::vector<T> y(x.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t q = 0; q < pixels; ++q) y[(i * pixels + q) * c + ch] = x[(i * c + ch) * pixels + q];
+  return y;
+}
 
 }  // namespace test
 }  // namespace sepconv
