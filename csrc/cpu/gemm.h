@@ -10,8 +10,8 @@
 // for the register tile. Operands are read in place where the tile can read them (unit stride
 // along a row of B, along the depth of A): for these skinny GEMMs (a few dozen channels, many
 // pixels) a packing copy costs as much as the multiply-adds. Packed are: transposed operands
-// (the weight gradients), A when the caller pre-packed it (weights shared by many calls), and
-// the last, partial panels, zero-padded so the tile never reads past an operand's end.
+// (the weight gradients) and the last, partial panels, zero-padded so the tile never reads past
+// an operand's end.
 //
 // Templates only, on a Tile type each ISA defines for itself:
 //   MR, NR, NR_NARROW           tile rows; panel width; the last panel's width when at most
@@ -82,26 +82,6 @@ void pack_a(const Gemm& g, const T* a, int64_t i0, int64_t mc, int64_t p0, int64
   }
 }
 
-// All of A packed block by block, in the order gemm_blocked reads it: the (ic, pc) block
-// starts at ic * k + (its rows rounded up to MR) * pc. For an A used by many GEMMs (the
-// weights of the NCHW forward, once per image or band), packing once saves a pass over A per
-// call: with 49-pixel images that pass cost as much as the multiply-adds.
-template <int64_t MR>
-int64_t packed_a_block_offset(int64_t m, int64_t k, int64_t ic, int64_t pc) {
-  const int64_t mc = std::min(kGemmMc, m - ic);
-  return ic * k + (mc + MR - 1) / MR * MR * pc;
-}
-
-template <class Tile, typename T>
-void pack_a_all(const Gemm& g, const T* a, std::vector<T>* packed) {
-  constexpr int64_t MR = Tile::MR;
-  packed->resize((g.m + MR - 1) / MR * MR * g.k);
-  for (int64_t ic = 0; ic < g.m; ic += kGemmMc)
-    for (int64_t pc = 0; pc < g.k; pc += kGemmKc)
-      pack_a<MR>(g, a, ic, std::min(kGemmMc, g.m - ic), pc, std::min(kGemmKc, g.k - pc),
-                 packed->data() + packed_a_block_offset<MR>(g.m, g.k, ic, pc));
-}
-
 // Width of the panel that starts nr_left columns before the end.
 template <class Tile>
 constexpr int64_t panel_width(int64_t nr_left) {
@@ -135,18 +115,18 @@ void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
       c[i * g.ldc + j] = (row_bias ? row_bias[i] : T(0)) + (col_bias ? col_bias[j] : T(0));
 }
 
-// C = A * B + row_bias (per row) + col_bias (per column); either bias may be null. a_packed:
-// null, or A already packed by pack_a_all (then `a` is not read). `accumulate`: C += A * B.
+// C = A * B + row_bias (per row) + col_bias (per column); either bias may be null.
+// `accumulate`: C += A * B.
 template <class Tile, typename T>
-void gemm_blocked(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c,
-                  const T* row_bias, const T* col_bias, bool accumulate = false) {
+void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
+                  const T* col_bias, bool accumulate = false) {
   constexpr int64_t MR = Tile::MR, NR = Tile::NR;
   if (g.k == 0) {
     if (!accumulate) fill_bias(g, c, row_bias, col_bias);
     return;
   }
   // In place only where the tile can walk the depth with one stride.
-  const bool direct_a = !a_packed && g.a_cs == 1 && !g.segmented();
+  const bool direct_a = g.a_cs == 1 && !g.segmented();
   const bool direct_b = g.b_cs == 1 && !g.segmented();
   // Per thread, grown once: packing buffers must not be allocated per call (the fused
   // separable kernel calls this once per band). With in-place operands they hold one panel.
@@ -166,9 +146,7 @@ void gemm_blocked(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c
         // the one starting at row ir is at a_block + (ir - packed_from) * kc.
         int64_t packed_from = 0;
         const T* a_block = a_pack.data();
-        if (a_packed) {
-          a_block = a_packed + packed_a_block_offset<MR>(g.m, g.k, ic, pc);
-        } else if (!direct_a) {
+        if (!direct_a) {
           pack_a<MR>(g, a, ic, mc, pc, kc, a_pack.data());
         } else {
           packed_from = mc / MR * MR;
@@ -216,11 +194,11 @@ void gemm_blocked(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c
   }
 }
 
-// The kernel table's entry: no pre-packed A, C overwritten.
+// The kernel table's entry: C overwritten.
 template <class Tile, typename T>
-void gemm_entry(const Gemm& g, const T* a, const T* a_packed, const T* b, T* c,
-                const T* row_bias, const T* col_bias) {
-  gemm_blocked<Tile, T>(g, a, a_packed, b, c, row_bias, col_bias);
+void gemm_entry(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
+                const T* col_bias) {
+  gemm_blocked<Tile, T>(g, a, b, c, row_bias, col_bias);
 }
 
 // Writes one tile from a buffer of NRP-wide rows: the edge path of every Tile::micro.
@@ -243,18 +221,14 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
                             const T* bias, T* output, int64_t begin, int64_t end) {
   const int64_t pixel_blocks = (p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock;
   const int64_t row_blocks = (p.out_channels + kPointwiseRowBlock - 1) / kPointwiseRowBlock;
-  // Each row block of W is packed once per call, not once per (image, pixel block).
-  std::vector<std::vector<T>> packed(row_blocks);
   for (int64_t unit = begin; unit < end; ++unit) {
-    const int64_t rb = unit % row_blocks, o0 = rb * kPointwiseRowBlock;
+    const int64_t o0 = unit % row_blocks * kPointwiseRowBlock;
     const int64_t p0 = unit / row_blocks % pixel_blocks * kPointwisePixelBlock;
     const int64_t n = unit / (row_blocks * pixel_blocks);
     const auto g = Gemm::row_major(std::min(kPointwiseRowBlock, p.out_channels - o0),
                                    std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels,
                                    p.in_channels, p.pixels, p.pixels);
-    const T* w = weight + o0 * p.in_channels;
-    if (packed[rb].empty()) pack_a_all<Tile>(g, w, &packed[rb]);
-    gemm_blocked<Tile, T>(g, w, packed[rb].data(), input + n * p.in_channels * p.pixels + p0,
+    gemm_blocked<Tile, T>(g, weight + o0 * p.in_channels, input + n * p.in_channels * p.pixels + p0,
                           output + (n * p.out_channels + o0) * p.pixels + p0,
                           bias ? bias + o0 : nullptr, nullptr);
   }
@@ -265,7 +239,7 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
                             const T* bias, T* output, int64_t begin, int64_t end) {
   const auto g = Gemm::row_major(end - begin, p.out_channels, p.in_channels, p.in_channels,
                                  p.out_channels, p.out_channels);
-  gemm_blocked<Tile, T>(g, input + begin * p.in_channels, nullptr, weight_t,
+  gemm_blocked<Tile, T>(g, input + begin * p.in_channels, weight_t,
                         output + begin * p.out_channels, nullptr, bias);
 }
 
@@ -289,8 +263,7 @@ void pointwise_backward_weight(const PointwiseParams& p, Gemm g, const T* a, int
   g.k_seg = p.pixels, g.a_seg = a_image, g.b_seg = b_image;
   for (int64_t n0 = 0; n0 < p.batch; n0 += group) {
     g.k = std::min(group, p.batch - n0) * p.pixels;
-    gemm_blocked<Tile, T>(g, a + n0 * a_image, nullptr, b + n0 * b_image, part.data(), nullptr,
-                          nullptr);
+    gemm_blocked<Tile, T>(g, a + n0 * a_image, b + n0 * b_image, part.data(), nullptr, nullptr);
     for (int64_t i = 0; i < size; ++i) total[i] += double(part[i]);
   }
   for (int64_t i = 0; i < size; ++i) grad_weight[i] = T(total[i]);
@@ -319,7 +292,7 @@ void pointwise_backward_weight_nhwc(const PointwiseParams& p, const T* grad_outp
 template <class Tile, typename T>
 const PointwiseKernels<T>& pointwise_kernels_of() {
   static const PointwiseKernels<T> kernels = {
-      pack_a_all<Tile, T>, gemm_entry<Tile, T>, pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>,
+      gemm_entry<Tile, T>, pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>,
       pointwise_backward_weight_nchw<Tile, T>, pointwise_backward_weight_nhwc<Tile, T>};
   return kernels;
 }

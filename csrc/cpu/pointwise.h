@@ -3,8 +3,6 @@
 //   *_nchw: input (N, Cin, P), weight (Cout, Cin), output (N, Cout, P), P = H*W
 //   *_nhwc: input (N*P, Cin), weight transposed (Cin, Cout), output (N*P, Cout)
 #pragma once
-#include <vector>
-
 #include "params.h"
 
 namespace sepconv {
@@ -22,13 +20,10 @@ inline int64_t pointwise_nchw_units(const PointwiseParams& p) {
 
 template <typename T>
 struct PointwiseKernels {
-  // C = A * B + bias on the calling thread (packed, cache-blocked, register-tiled); row_bias
-  // adds row_bias[i] to row i, col_bias adds col_bias[j] to column j (either may be null).
-  // a_packed: null, or A as pack_a left it (for an A shared by many calls: then `a` is unread).
-  // The fused separable kernel (separable.h) runs its pointwise half through these.
-  void (*pack_a)(const Gemm&, const T* a, std::vector<T>* a_packed);
-  void (*gemm)(const Gemm&, const T* a, const T* a_packed, const T* b, T* c, const T* row_bias,
-               const T* col_bias);
+  // C = A * B + bias on the calling thread (cache-blocked, register-tiled, see gemm.h);
+  // row_bias adds row_bias[i] to row i, col_bias adds col_bias[j] to column j (either may be
+  // null). The fused separable kernel (separable.h) runs its pointwise half through this.
+  void (*gemm)(const Gemm&, const T* a, const T* b, T* c, const T* row_bias, const T* col_bias);
   // units: pointwise_nchw_units(p) blocks of (image, pixels, output channels)
   void (*forward_nchw)(const PointwiseParams&, const T* input, const T* weight, const T* bias,
                        T* output, int64_t begin, int64_t end);

@@ -48,7 +48,6 @@ void separable_forward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKernel
   const DepthwiseParams& p = s.depthwise;
   const int64_t mid = p.out_channels(), pixels = p.out_h * p.out_w, bands = bands_per_image(s);
   std::vector<T> band(mid * s.band_rows * p.out_w);  // (mid, band pixels)
-  std::vector<T> packed_weight;  // W packed once per call, shared by every band
   for (int64_t unit = begin; unit < end; ++unit) {
     const int64_t n = unit / bands, row0 = unit % bands * s.band_rows;
     const int64_t rows = std::min(s.band_rows, p.out_h - row0), band_pixels = rows * p.out_w;
@@ -56,8 +55,7 @@ void separable_forward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKernel
                     w.depthwise, w.depthwise_bias, band.data(), 0, mid);
     // Y[:, band] = W (Cout x mid) * band (mid x band pixels)
     const auto g = Gemm::row_major(s.out_channels, band_pixels, mid, mid, band_pixels, pixels);
-    if (packed_weight.empty()) pw.pack_a(g, w.pointwise, &packed_weight);
-    pw.gemm(g, w.pointwise, packed_weight.data(), band.data(),
+    pw.gemm(g, w.pointwise, band.data(),
             output + n * s.out_channels * pixels + row0 * p.out_w, w.pointwise_bias, nullptr);
   }
 }
@@ -77,7 +75,7 @@ void separable_forward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKernel
     // Y[band, :] = band (band pixels x mid) * W^T (mid x Cout)
     const auto g =
         Gemm::row_major(band_pixels, s.out_channels, mid, mid, s.out_channels, s.out_channels);
-    pw.gemm(g, band.data(), nullptr, w.pointwise, output + (n * p.out_h + row0) * p.out_w * s.out_channels,
+    pw.gemm(g, band.data(), w.pointwise, output + (n * p.out_h + row0) * p.out_w * s.out_channels,
             nullptr, w.pointwise_bias);
   }
 }
