@@ -174,8 +174,17 @@ def shape_parser(names: str) -> Callable[[str], Tuple[int, ...]]:
     return parse
 
 
-def add_common_args(ap: argparse.ArgumentParser) -> None:
-    """The options every CPU benchmark has (each script adds --shapes, --quick and --out)."""
+def parse_args(argv, doc: str, bench: str, fields: str, n_shapes: int,
+               quick_help: str = "2 rounds, min_run_time 0.02 s: a smoke run") -> argparse.Namespace:
+    """The command line every CPU benchmark takes: --shapes as `fields` (comma-separated ints),
+    --quick, --out, and the timing / roofline / check options."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
+    ap.add_argument("--shapes", type=shape_parser(fields), nargs="+", default=None,
+                    help=f"subset of shapes as {fields} (default: the issue's {n_shapes})")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--out", default=None,
+                    help=f"output .md path (default benchmarks/results/{bench}-<cpu>-<isa>[-quick].md)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--isa", default=None, help="sepconv_ext.set_cpu_isa(ISA) first (avx512|avx2|neon|scalar)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; quick 2)")
@@ -186,6 +195,24 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
                     help="first wait up to SECONDS for other processes to use < 0.3 cores")
     ap.add_argument("--no-check", action="store_true", help="skip the ours-vs-torch check on one image")
     ap.add_argument("--no-roofline", action="store_true", help="skip the probe (percent columns become nan)")
+    return ap.parse_args(argv)
+
+
+def slow_flag(d: Dict) -> str:
+    """The console marks of a timed case: ours slower than torch, a contended machine."""
+    flag = "  <-- ours slower" if d["ratio"] < 1.0 else ""
+    if d["load"]["others"] > 0.2:
+        flag += f"  (others used {d['load']['others']:.1f} cores)"
+    return flag
+
+
+def timing_footnote(checked: str = "ours") -> str:
+    """The markdown footnote of every per-shape table; `checked` names what the check compared."""
+    return ("'timing': how each median was taken and half the spread (max-min)/median of the "
+            "per-round medians; 'others' CPU': cores used by other processes while the case ran "
+            "(/proc/stat; > 0.2 on this 2-CPU VM means contended, above all at 2 threads); 'check': "
+            f"{checked}: max |ours - torch| / max |torch| over output and grads (one image, vs torch "
+            "channels_last) and whether the output layout follows the input.\n")
 
 
 def start_run(args: argparse.Namespace):

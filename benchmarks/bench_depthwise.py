@@ -14,7 +14,6 @@ benchmarks/results/depthwise-<cpu>-<isa>.md (+ .png chart, + .json raw numbers).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -204,10 +203,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
                 )
             rs = [res[t][sh][cat]["ratio"] for sh in shapes]
             L.append(f"\ngeomean torch/ours {geomean(rs):.2f}x, min {min(rs):.2f}x, max {max(rs):.2f}x\n")
-    L.append("'timing': how each median was taken and half the spread (max-min)/median of the per-round "
-             "medians; 'others' CPU': cores used by other processes while the case ran (/proc/stat; "
-             "> 0.2 on this 2-CPU VM means contended, above all at 2 threads); 'check': max |ours - torch| / max |torch| over output and grads (one image, vs "
-             "torch channels_last) and whether the output layout follows the input.\n")
+    L.append(bc.timing_footnote())
     return "\n".join(L).replace("±nan%", "single sample")
 
 
@@ -215,15 +211,8 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--shapes", type=bc.shape_parser("C,H,k,stride"), nargs="+", default=None,
-                    help="subset of shapes as C,H,k,stride (default: the issue's 11)")
-    ap.add_argument("--quick", action="store_true",
-                    help="2 rounds, min_run_time 0.02 s, no 31x31 shape unless --shapes names it: a smoke run")
-    ap.add_argument("--out", default=None, help="output .md path (default benchmarks/results/depthwise-<cpu>-<isa>[-quick].md)")
-    bc.add_common_args(ap)
-    args = ap.parse_args(argv)
+    args = bc.parse_args(argv, __doc__, "depthwise", "C,H,k,stride", 11,
+                         quick_help="2 rounds, min_run_time 0.02 s, no 31x31 shape unless --shapes names it: a smoke run")
 
     sc, meta, rf = bc.start_run(args)
     shapes = args.shapes or ([sh for sh in SHAPES if sh[2] < 31] if args.quick else SHAPES)
@@ -248,9 +237,7 @@ def main(argv=None) -> int:
                     d["check"] = checks[(sh, cat[1])]
                 res[t][sh][cat] = d
                 o, tt = d["ours"], d["torch"]
-                flag = "  <-- ours slower" if d["ratio"] < 1.0 else ""
-                if d["load"]["others"] > 0.2:
-                    flag += f"  (others used {d['load']['others']:.1f} cores)"
+                flag = bc.slow_flag(d)
                 print(f"{shape_str(sh):<16} {cat[0] + ' ' + cat[1]:<16} {o['median_s'] * 1e3:9.2f} "
                       f"{tt['median_s'] * 1e3:9.2f} {d['ratio']:6.2f}x {o['gflops']:9.1f} {o['gbs']:6.1f} "
                       f"{o['pct_roof']:5.0f}% {tt['gflops']:10.1f} {tt['pct_roof']:5.0f}%{flag}", flush=True)

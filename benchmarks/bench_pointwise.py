@@ -14,7 +14,6 @@ benchmarks/results/pointwise-<cpu>-<isa>.md (+ .png chart, + .json raw numbers).
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -193,11 +192,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
                 )
             rs = [res[t][sh][cat]["ratio"] for sh in shapes]
             L.append(f"\ngeomean torch/ours {geomean(rs):.2f}x, min {min(rs):.2f}x, max {max(rs):.2f}x\n")
-    L.append("'timing': how each median was taken and half the spread (max-min)/median of the per-round "
-             "medians; 'others' CPU': cores used by other processes while the case ran (/proc/stat; "
-             "> 0.2 on this 2-CPU VM means contended, above all at 2 threads); 'check': max |ours - torch| / "
-             "max |torch| over output and grads (one image, vs torch channels_last) and whether the output "
-             "layout follows the input.\n")
+    L.append(bc.timing_footnote())
     return "\n".join(L).replace("±nan%", "single sample")
 
 
@@ -205,14 +200,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--shapes", type=bc.shape_parser("Cin,Cout,H"), nargs="+", default=None,
-                    help="subset of shapes as Cin,Cout,H (default: the issue's 9)")
-    ap.add_argument("--quick", action="store_true", help="2 rounds, min_run_time 0.02 s: a smoke run")
-    ap.add_argument("--out", default=None, help="output .md path (default benchmarks/results/pointwise-<cpu>-<isa>[-quick].md)")
-    bc.add_common_args(ap)
-    args = ap.parse_args(argv)
+    args = bc.parse_args(argv, __doc__, "pointwise", "Cin,Cout,H", 9)
 
     sc, meta, rf = bc.start_run(args)
     shapes = args.shapes or SHAPES
@@ -238,9 +226,7 @@ def main(argv=None) -> int:
                     d["check"] = checks[(sh, cat[1])]
                 res[t][sh][cat] = d
                 o, tt = d["ours"], d["torch"]
-                flag = "  <-- ours slower" if d["ratio"] < 1.0 else ""
-                if d["load"]["others"] > 0.2:
-                    flag += f"  (others used {d['load']['others']:.1f} cores)"
+                flag = bc.slow_flag(d)
                 print(f"{shape_str(sh):<16} {cat[0] + ' ' + cat[1]:<16} {o['median_s'] * 1e3:9.2f} "
                       f"{tt['median_s'] * 1e3:9.2f} {d['ratio']:6.2f}x {o['gflops']:9.1f} {o['gbs']:6.1f} "
                       f"{o['pct_peak']:5.0f}% {o['pct_roof']:5.0f}% {tt['gflops']:10.1f} {tt['pct_roof']:5.0f}%"

@@ -21,7 +21,6 @@ benchmarks/results/separable-<cpu>-<isa>.md (+ .png chart, + .json raw numbers).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -229,11 +228,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
             rs = [res[t][sh][direction]["ratio"] for sh in shapes]
             L.append(f"\ngeomean torch best / ours best {geomean(rs):.2f}x, min {min(rs):.2f}x, "
                      f"max {max(rs):.2f}x\n")
-    L.append("'timing': how each median was taken and half the spread (max-min)/median of the per-round "
-             "medians; 'others' CPU': cores used by other processes while the case ran (/proc/stat; "
-             "> 0.2 on this 2-CPU VM means contended, above all at 2 threads); 'check': the worse of "
-             "ours and ours-keep, max |ours - torch| / max |torch| over output and grads (one image, vs "
-             "torch channels_last) and whether the output layout follows the input.\n")
+    L.append(bc.timing_footnote("the worse of ours and ours-keep"))
     return "\n".join(L).replace("±nan%", "single sample")
 
 
@@ -253,14 +248,7 @@ def chart_panels(res: Dict, shapes: List[Shape], threads: List[int]) -> bc.Panel
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--shapes", type=bc.shape_parser("Cin,Cout,H,stride"), nargs="+", default=None,
-                    help="subset of shapes as Cin,Cout,H,stride (default: the issue's 5)")
-    ap.add_argument("--quick", action="store_true", help="2 rounds, min_run_time 0.02 s: a smoke run")
-    ap.add_argument("--out", default=None, help="output .md path (default benchmarks/results/separable-<cpu>-<isa>[-quick].md)")
-    bc.add_common_args(ap)
-    args = ap.parse_args(argv)
+    args = bc.parse_args(argv, __doc__, "separable", "Cin,Cout,H,stride", 5)
 
     sc, meta, rf = bc.start_run(args)
     shapes = args.shapes or SHAPES
@@ -290,9 +278,7 @@ def main(argv=None) -> int:
                           f"{k['median_s'] * 1e3:9.2f} {tt['median_s'] * 1e3:9.2f} {d[f'torch/ours {fmt}']:6.2f}x "
                           f"{d[f'keep/ours {fmt}']:6.2f}x {o['gflops']:9.1f} {o['pct_roof']:5.0f}%")
                 (of, os_), (tf, ts) = best(d, "ours"), best(d, "torch")
-                flag = "  <-- ours slower" if d["ratio"] < 1.0 else ""
-                if d["load"]["others"] > 0.2:
-                    flag += f"  (others used {d['load']['others']:.1f} cores)"
+                flag = bc.slow_flag(d)
                 print(f"{shape_str(sh):<18} {direction + ' best':<11} ours {os_ * 1e3:.2f} ms ({of}), torch "
                       f"{ts * 1e3:.2f} ms ({tf}): torch best / ours best {d['ratio']:.2f}x{flag}", flush=True)
         torch.set_num_threads(max(threads))
