@@ -36,7 +36,7 @@ stamp "built"
 "$PY" -c "import sepconv_ext as sc; print(sc.backend_info())" | tee -a "$OUT/env.txt"
 
 xdist=()
-"$PY" -c "import xdist" 2>/dev/null && xdist=(-n 4)
+"$PY" -c "import xdist" 2>/dev/null && xdist=(-n 8)
 stamp "tests/test_cuda.py ${xdist[*]}"
 timeout 150 "$PY" -m pytest -q -rs "${xdist[@]}" tests/test_cuda.py --junitxml="$OUT/junit.xml" \
   > "$OUT/tests.log" 2>&1
