@@ -2,11 +2,11 @@
 // float16/bfloat16 (half and bfloat16 accumulate in float32), NCHW and channels_last, any kernel
 // size, stride, padding, dilation and depth multiplier.
 //
-// NCHW forward / input gradient: one thread block per 16x32 tile of one output (input) plane; the
-// tile's input (grad_output) window, halo included, and the plane's taps are staged in shared
-// memory, converted to the accumulation type, so every global element is read once per tile.
-// When a window would not fit in 48 KiB (huge dilated kernels) the same kernel reads global
-// memory directly (kSmem = false).
+// NCHW forward, stride-1 input gradient (the forward of grad_output with flipped taps) and
+// weight gradient of K x K in {3, 5, 7} at stride 1 or 2: the register-window kernels of
+// depthwise_nchw_window.cuh. NCHW input gradient at other strides or with a multiplier: one
+// thread block per 16x32 tile of one input plane, the tile's grad_output window and the taps
+// staged in shared memory (global memory when the window would not fit in 48 KiB).
 // channels_last: one thread per pixel and group of VEC channels; with multiplier 1 and C a
 // multiple of VEC the loads and stores are 16-byte vectors along C, coalesced across the warp.
 // Weight gradient: deterministic two-stage reduction, see backward_weight below.
@@ -15,11 +15,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
 #include "../checks.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
+#include "depthwise_nchw_window.cuh"
 
 namespace sepconv {
 namespace cuda {
@@ -32,71 +34,6 @@ constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 constexpr int kTileH = 16, kTileW = 32, kThreadsX = 32, kThreadsY = 8;
 constexpr int kRowsPerThread = kTileH / kThreadsY;
 constexpr int kThreads = kThreadsX * kThreadsY;
-
-// ------------------------------------------------------------------ NCHW forward
-template <typename scalar_t, bool kSmem>
-__global__ void __launch_bounds__(kThreads)
-    forward_nchw_kernel(DepthwiseParams p, const scalar_t* __restrict__ x,
-                        const scalar_t* __restrict__ w, const scalar_t* __restrict__ bias,
-                        scalar_t* __restrict__ y, int64_t tiles_w, int64_t tiles_h, int in_tile_h,
-                        int in_tile_w) {
-  using acc_t = acc_type<scalar_t>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int taps = static_cast<int>(p.kernel_h * p.kernel_w);
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * kThreadsX + tx;
-
-  int64_t blk = blockIdx.x;
-  const int64_t tw = blk % tiles_w;
-  blk /= tiles_w;
-  const int64_t th = blk % tiles_h;
-  const int64_t plane = blk / tiles_h;  // n * Cout + oc
-  const int64_t cout = (p.channels * p.multiplier);
-  const int64_t n = plane / cout, oc = plane % cout, c = oc / p.multiplier;
-  const int64_t oh0 = th * kTileH, ow0 = tw * kTileW;
-  const int64_t ih0 = oh0 * p.stride_h - p.pad_top, iw0 = ow0 * p.stride_w - p.pad_left;
-  const scalar_t* xp = x + (n * p.channels + c) * p.in_h * p.in_w;
-  const scalar_t* wp = w + oc * taps;
-
-  acc_t* s_w = reinterpret_cast<acc_t*>(smem_raw);
-  acc_t* s_x = s_w + taps;
-  if (kSmem) {
-    for (int t = tid; t < taps; t += kThreads) s_w[t] = static_cast<acc_t>(wp[t]);
-    const int elems = in_tile_h * in_tile_w;
-    for (int e = tid; e < elems; e += kThreads) {
-      const int64_t ih = ih0 + e / in_tile_w, iw = iw0 + e % in_tile_w;
-      const bool in = ih >= 0 && ih < p.in_h && iw >= 0 && iw < p.in_w;
-      s_x[e] = in ? static_cast<acc_t>(xp[ih * p.in_w + iw]) : acc_t(0);
-    }
-    __syncthreads();
-  }
-
-  const acc_t b0 = bias != nullptr ? static_cast<acc_t>(bias[oc]) : acc_t(0);
-  const int64_t ow = ow0 + tx;
-#pragma unroll
-  for (int r = 0; r < kRowsPerThread; ++r) {
-    const int lr = ty + r * kThreadsY;
-    const int64_t oh = oh0 + lr;
-    if (oh >= p.out_h || ow >= p.out_w) continue;
-    acc_t sum = b0;
-    for (int i = 0; i < p.kernel_h; ++i) {
-      if (kSmem) {
-        const acc_t* row = s_x + (lr * p.stride_h + i * p.dilation_h) * in_tile_w + tx * p.stride_w;
-        const acc_t* wr = s_w + i * p.kernel_w;
-        for (int j = 0; j < p.kernel_w; ++j) sum += row[j * p.dilation_w] * wr[j];
-      } else {
-        const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
-        if (ih < 0 || ih >= p.in_h) continue;
-        for (int j = 0; j < p.kernel_w; ++j) {
-          const int64_t iw = ow * p.stride_w - p.pad_left + j * p.dilation_w;
-          if (iw < 0 || iw >= p.in_w) continue;
-          sum += static_cast<acc_t>(xp[ih * p.in_w + iw]) *
-                 static_cast<acc_t>(wp[i * p.kernel_w + j]);
-        }
-      }
-    }
-    y[plane * p.out_h * p.out_w + oh * p.out_w + ow] = static_cast<scalar_t>(sum);
-  }
-}
 
 // ------------------------------------------------------------------ NCHW input gradient
 // grad_input[n, c, hi, wi] = sum over m, i, j of grad_output[n, c*M+m, ho, wo] * w[c*M+m, i, j]
@@ -190,22 +127,27 @@ __global__ void __launch_bounds__(kThreads)
 // ------------------------------------------------------------------ channels_last
 // Weight packed tap-major (kH, kW, Cout) so the taps of VEC consecutive channels are one vector.
 // One thread per (n, oh, ow, group of VEC output channels); VEC > 1 only with multiplier 1.
+// Items are counted in 32 bits per launch (see for_each_launch).
+constexpr int kNhwcThreads = 256;
 template <typename scalar_t, int VEC>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kNhwcThreads)
     forward_nhwc_kernel(DepthwiseParams p, const scalar_t* __restrict__ x,
                         const scalar_t* __restrict__ w, const scalar_t* __restrict__ bias,
-                        scalar_t* __restrict__ y, int64_t total) {
+                        scalar_t* __restrict__ y, int64_t first_image, uint32_t items) {
   using acc_t = acc_type<scalar_t>;
   using V = Vec<scalar_t, VEC>;
-  const int64_t cout = (p.channels * p.multiplier), groups = cout / VEC;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t g = idx % groups;
-    int64_t pix = idx / groups;
-    const int64_t ow = pix % p.out_w;
-    pix /= p.out_w;
-    const int64_t oh = pix % p.out_h, n = pix / p.out_h;
-    const int64_t oc0 = g * VEC;
+  const int64_t cout = (p.channels * p.multiplier);
+  {
+    const uint32_t idx = blockIdx.x * kNhwcThreads + threadIdx.x;
+    if (idx >= items) return;
+    const uint32_t groups = static_cast<uint32_t>(cout / VEC);
+    const uint32_t g = idx % groups;
+    uint32_t pix = idx / groups;
+    const int64_t ow = pix % static_cast<uint32_t>(p.out_w);
+    pix /= static_cast<uint32_t>(p.out_w);
+    const int64_t oh = pix % static_cast<uint32_t>(p.out_h);
+    const int64_t n = first_image + pix / static_cast<uint32_t>(p.out_h);
+    const int64_t oc0 = int64_t(g) * VEC;
     acc_t sum[VEC];
 #pragma unroll
     for (int v = 0; v < VEC; ++v)
@@ -238,21 +180,24 @@ __global__ void __launch_bounds__(256)
 
 // One thread per (n, hi, wi, group of VEC input channels); VEC > 1 only with multiplier 1.
 template <typename scalar_t, int VEC>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kNhwcThreads)
     backward_input_nhwc_kernel(DepthwiseParams p, const scalar_t* __restrict__ gy,
                                const scalar_t* __restrict__ w, scalar_t* __restrict__ gx,
-                               int64_t total) {
+                               int64_t first_image, uint32_t items) {
   using acc_t = acc_type<scalar_t>;
   using V = Vec<scalar_t, VEC>;
-  const int64_t cout = (p.channels * p.multiplier), groups = p.channels / VEC;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < total;
-       idx += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t g = idx % groups;
-    int64_t pix = idx / groups;
-    const int64_t wi = pix % p.in_w;
-    pix /= p.in_w;
-    const int64_t hi = pix % p.in_h, n = pix / p.in_h;
-    const int64_t c0 = g * VEC;
+  const int64_t cout = (p.channels * p.multiplier);
+  {
+    const uint32_t idx = blockIdx.x * kNhwcThreads + threadIdx.x;
+    if (idx >= items) return;
+    const uint32_t groups = static_cast<uint32_t>(p.channels / VEC);
+    const uint32_t g = idx % groups;
+    uint32_t pix = idx / groups;
+    const int64_t wi = pix % static_cast<uint32_t>(p.in_w);
+    pix /= static_cast<uint32_t>(p.in_w);
+    const int64_t hi = pix % static_cast<uint32_t>(p.in_h);
+    const int64_t n = first_image + pix / static_cast<uint32_t>(p.in_h);
+    const int64_t c0 = int64_t(g) * VEC;
     acc_t sum[VEC];
 #pragma unroll
     for (int v = 0; v < VEC; ++v) sum[v] = acc_t(0);
@@ -424,6 +369,69 @@ unsigned int elementwise_blocks(int64_t total, int device) {
   return static_cast<unsigned int>(std::max<int64_t>(1, std::min(want, cap)));
 }
 
+// Kernels whose work items are counted in 32 bits (cheap index math) take the batch in
+// launches of whole images whose items fit: calls launch(first_image, items, blocks) for each.
+template <typename F>
+void for_each_launch(int64_t batch, int64_t items_per_image, int threads, const char* op,
+                     F&& launch) {
+  constexpr int64_t kMaxItems = std::numeric_limits<int32_t>::max();
+  TORCH_CHECK(items_per_image <= kMaxItems, op, ": one image is too large for the CUDA kernels (",
+              items_per_image, " work items)");
+  const int64_t images = std::max<int64_t>(1, kMaxItems / std::max<int64_t>(items_per_image, 1));
+  for (int64_t n0 = 0; n0 < batch; n0 += images) {
+    const auto items = static_cast<uint32_t>(std::min(images, batch - n0) * items_per_image);
+    launch(n0, items, grid_size(ceil_div(items, threads), op));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+// The unrolled window kernels index rows and columns in 32 bits and know K and S at compile time.
+int window_kernel_size(const DepthwiseParams& p) {
+  constexpr int64_t kLimit = int64_t(1) << 30;
+  const bool small = p.in_h < kLimit && p.in_w < kLimit && p.out_h < kLimit && p.out_w < kLimit &&
+                     std::abs(p.pad_top) < kLimit && std::abs(p.pad_left) < kLimit;
+  const bool square = p.kernel_h == p.kernel_w && p.stride_h == p.stride_w &&
+                      p.dilation_h == 1 && p.dilation_w == 1 && (p.stride_h == 1 || p.stride_h == 2);
+  const bool templated = p.kernel_h == 3 || p.kernel_h == 5 || p.kernel_h == 7;
+  return small && square && templated ? static_cast<int>(p.kernel_h) : 0;
+}
+
+// Calls f(std::integral_constant<int, K>, std::integral_constant<int, S>) for the window
+// kernel's K and S (window_kernel_size(p) must be non-zero).
+template <typename F>
+void with_window_shape(const DepthwiseParams& p, F&& f) {
+  using std::integral_constant;
+  const int k = window_kernel_size(p);
+  const bool s2 = p.stride_h == 2;
+  if (k == 3) s2 ? f(integral_constant<int, 3>(), integral_constant<int, 2>())
+                 : f(integral_constant<int, 3>(), integral_constant<int, 1>());
+  else if (k == 5) s2 ? f(integral_constant<int, 5>(), integral_constant<int, 2>())
+                      : f(integral_constant<int, 5>(), integral_constant<int, 1>());
+  else s2 ? f(integral_constant<int, 7>(), integral_constant<int, 2>())
+          : f(integral_constant<int, 7>(), integral_constant<int, 1>());
+}
+
+// y (NCHW) = depthwise forward of x (NCHW); also the stride-1 input gradient (see callers).
+template <typename scalar_t>
+void launch_forward_nchw(const DepthwiseParams& p, const scalar_t* x, const scalar_t* w,
+                         const scalar_t* bias, scalar_t* y, cudaStream_t stream, const char* op) {
+  const int64_t row_groups = ceil_div(p.out_h, kWindowRows);
+  const int64_t per_image = p.channels * p.multiplier * row_groups * p.out_w;
+  const auto rg = static_cast<uint32_t>(row_groups);
+  for_each_launch(p.batch, per_image, kWindowThreads, op, [&](int64_t n0, uint32_t items,
+                                                               unsigned int blocks) {
+    if (window_kernel_size(p) != 0) {
+      with_window_shape(p, [&](auto k, auto s) {
+        forward_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
+            <<<blocks, kWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items, rg);
+      });
+    } else {
+      forward_nchw_generic_kernel<scalar_t>
+          <<<blocks, kWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items, rg);
+    }
+  });
+}
+
 at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight,
                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                         at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -437,11 +445,9 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight,
   if (output.numel() == 0) return output;
   const auto p = depthwise_params(input.sizes(), out_size, weight.size(2), weight.size(3), g);
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
-  const int64_t taps = p.kernel_h * p.kernel_w;
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "depthwise_conv2d_cuda", [&] {
-    using acc_t = acc_type<scalar_t>;
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* y = output.data_ptr<scalar_t>();
     if (fmt == kChannelsLast) {
@@ -450,12 +456,13 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight,
       const scalar_t* xp = x.const_data_ptr<scalar_t>();
       const scalar_t* wp = w.const_data_ptr<scalar_t>();
       const int vec = vector_width(p, sizeof(scalar_t), {xp, wp, y});
-      const int64_t total = p.batch * p.out_h * p.out_w * ((p.channels * p.multiplier) / vec);
-      const unsigned int blocks = elementwise_blocks(total, input.get_device());
+      const int64_t per_image = p.out_h * p.out_w * ((p.channels * p.multiplier) / vec);
       auto launch = [&](auto vec_tag) {
         constexpr int V = decltype(vec_tag)::value;
-        forward_nhwc_kernel<scalar_t, V><<<blocks, 256, 0, stream>>>(p, xp, wp, bp, y, total);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        for_each_launch(p.batch, per_image, kNhwcThreads, op, [&](int64_t n0, uint32_t items,
+                                                                  unsigned int blocks) {
+          forward_nhwc_kernel<scalar_t, V><<<blocks, kNhwcThreads, 0, stream>>>(p, xp, wp, bp, y, n0, items);
+        });
       };
       if (vec == 8) launch(std::integral_constant<int, 8>());
       else if (vec == 4) launch(std::integral_constant<int, 4>());
@@ -464,22 +471,8 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight,
     } else {
       const at::Tensor x = input.contiguous();
       const at::Tensor w = weight.contiguous();
-      const int64_t tiles_h = ceil_div(p.out_h, kTileH), tiles_w = ceil_div(p.out_w, kTileW);
-      const unsigned int blocks = grid_size(p.batch * (p.channels * p.multiplier) * tiles_h * tiles_w, op);
-      const int64_t in_tile_h = (kTileH - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
-      const int64_t in_tile_w = (kTileW - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
-      const size_t smem = size_t(taps + in_tile_h * in_tile_w) * sizeof(acc_t);
-      const dim3 threads(kThreadsX, kThreadsY);
-      if (smem <= kMaxDynamicSmem) {
-        forward_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
-            p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y, tiles_w,
-            tiles_h, static_cast<int>(in_tile_h), static_cast<int>(in_tile_w));
-      } else {
-        forward_nchw_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
-            p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y, tiles_w,
-            tiles_h, 0, 0);
-      }
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch_forward_nchw(p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y,
+                          stream, op);
     }
   });
   return output;
@@ -513,17 +506,30 @@ at::Tensor backward_input_impl(const at::Tensor& grad_output, const at::Tensor& 
       const scalar_t* gp = gy.const_data_ptr<scalar_t>();
       const scalar_t* wp = w.const_data_ptr<scalar_t>();
       const int vec = vector_width(p, sizeof(scalar_t), {gp, wp, gx});
-      const int64_t total = p.batch * p.in_h * p.in_w * (p.channels / vec);
-      const unsigned int blocks = elementwise_blocks(total, grad_output.get_device());
+      const int64_t per_image = p.in_h * p.in_w * (p.channels / vec);
       auto launch = [&](auto vec_tag) {
         constexpr int V = decltype(vec_tag)::value;
-        backward_input_nhwc_kernel<scalar_t, V><<<blocks, 256, 0, stream>>>(p, gp, wp, gx, total);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        for_each_launch(p.batch, per_image, kNhwcThreads, op, [&](int64_t n0, uint32_t items,
+                                                                  unsigned int blocks) {
+          backward_input_nhwc_kernel<scalar_t, V><<<blocks, kNhwcThreads, 0, stream>>>(p, gp, wp, gx, n0, items);
+        });
       };
       if (vec == 8) launch(std::integral_constant<int, 8>());
       else if (vec == 4) launch(std::integral_constant<int, 4>());
       else if (vec == 2) launch(std::integral_constant<int, 2>());
       else launch(std::integral_constant<int, 1>());
+    } else if (p.stride_h == 1 && p.stride_w == 1 && p.multiplier == 1) {
+      // grad_input = forward(grad_output, taps flipped) with padding (k - 1) * dilation - pad,
+      // which may be negative; output and input sizes swap roles.
+      const at::Tensor gy = grad_output.contiguous();
+      const at::Tensor w = weight.flip({2, 3}).contiguous();
+      DepthwiseParams q = p;
+      std::swap(q.in_h, q.out_h);
+      std::swap(q.in_w, q.out_w);
+      q.pad_top = (p.kernel_h - 1) * p.dilation_h - p.pad_top;
+      q.pad_left = (p.kernel_w - 1) * p.dilation_w - p.pad_left;
+      launch_forward_nchw<scalar_t>(q, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                                    nullptr, gx, stream, op);
     } else {
       const at::Tensor gy = grad_output.contiguous();
       const at::Tensor w = weight.contiguous();
@@ -569,31 +575,47 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   const at::Tensor gy = grad_output.contiguous();
   const int device = input.get_device();
   const auto stream = c10::cuda::getCurrentCUDAStream();
+  // Enough blocks to fill the GPU a few times over; the chunking is a pure function of shape
+  // and device, so the summation order (and result) never changes between runs.
+  const int64_t target_blocks = int64_t(multiprocessor_count(device)) * 8;
+  const auto chunks_for = [&](int64_t units) {
+    return std::max<int64_t>(1, std::min(units, ceil_div(target_blocks, cout)));
+  };
+  const int64_t window_rows = ceil_div(p.out_h, kWindowRows);
+  const int64_t window_items = p.batch * window_rows * p.out_w;  // per channel
+  const bool window = window_kernel_size(p) != 0 && window_items <= std::numeric_limits<int32_t>::max();
   const int64_t tiles_h = ceil_div(p.out_h, kBwTileH), tiles_w = ceil_div(p.out_w, kBwTileW);
-  const int64_t units = p.batch * tiles_h * tiles_w;
-  // Enough blocks to fill the GPU a few times over; a pure function of shape and device, so the
-  // summation order (and result) never changes between runs.
-  const int64_t target_blocks = int64_t(multiprocessor_count(device)) * 4;
-  const int64_t chunks = std::max<int64_t>(1, std::min(units, ceil_div(target_blocks, cout)));
+  const int64_t chunks = window ? chunks_for(ceil_div(window_items, kWindowThreads))
+                                : chunks_for(p.batch * tiles_h * tiles_w);
   const unsigned int blocks = grid_size(cout * chunks, op);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "depthwise_backward_weight_cuda", [&] {
     using acc_t = acc_type<scalar_t>;
     at::Tensor workspace =
         at::empty({cout, chunks, taps}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-    const int64_t in_tile_h = (kBwTileH - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
-    const int64_t in_tile_w = (kBwTileW - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
-    const size_t base = size_t(kBwPixels + kBwThreads * kTapsPerThread) * sizeof(acc_t);
-    const size_t smem = base + size_t(in_tile_h * in_tile_w) * sizeof(acc_t);
     acc_t* ws = workspace.data_ptr<acc_t>();
-    if (smem <= kMaxDynamicSmem) {
-      backward_weight_partial_kernel<scalar_t, true><<<blocks, kBwThreads, smem, stream>>>(
-          p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
-          tiles_h, static_cast<int>(in_tile_h), static_cast<int>(in_tile_w));
+    if (window) {
+      with_window_shape(p, [&](auto k, auto s) {
+        backward_weight_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
+            <<<blocks, kWindowThreads, 0, stream>>>(
+                p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws,
+                static_cast<uint32_t>(chunks), static_cast<uint32_t>(window_items),
+                static_cast<uint32_t>(window_rows));
+      });
     } else {
-      backward_weight_partial_kernel<scalar_t, false><<<blocks, kBwThreads, base, stream>>>(
-          p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
-          tiles_h, 0, 0);
+      const int64_t in_tile_h = (kBwTileH - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+      const int64_t in_tile_w = (kBwTileW - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+      const size_t base = size_t(kBwPixels + kBwThreads * kTapsPerThread) * sizeof(acc_t);
+      const size_t smem = base + size_t(in_tile_h * in_tile_w) * sizeof(acc_t);
+      if (smem <= kMaxDynamicSmem) {
+        backward_weight_partial_kernel<scalar_t, true><<<blocks, kBwThreads, smem, stream>>>(
+            p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
+            tiles_h, static_cast<int>(in_tile_h), static_cast<int>(in_tile_w));
+      } else {
+        backward_weight_partial_kernel<scalar_t, false><<<blocks, kBwThreads, base, stream>>>(
+            p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
+            tiles_h, 0, 0);
+      }
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const int64_t total = cout * taps;
