@@ -145,6 +145,19 @@ def test_depthwise_geometries(dtype, layout, geom, grad_layout):
 
 
 @requires_cuda
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=dt_id)
+@pytest.mark.parametrize("layout", ("nchw", "cl"))
+@pytest.mark.parametrize("k", (3, 5, 7))
+def test_depthwise_stride2_every_padding_phase(dtype, layout, k):
+    # The NCHW stride-2 input-gradient kernel is specialised on (k - 1 - pad_top) mod 2, and its
+    # row groups of 8 must line up for odd and even heights alike: every padding, both parities.
+    for pad in range(k):
+        for H, W in ((17, 10), (16, 9)):
+            run_depthwise(dtype, layout, 2, 4, 1, H, W, k, k, (2, 2), (pad, (pad + 1) % k, pad, pad),
+                          (1, 1), seed=pad)
+
+
+@requires_cuda
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
 def test_depthwise_huge_dilated_kernel_global_memory_path(layout):
     # The staged windows would exceed 48 KiB of shared memory: the kernels read global memory.

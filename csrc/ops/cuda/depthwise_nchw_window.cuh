@@ -4,7 +4,7 @@
 // thread and feeds every output row of the group that uses it (up to V), from registers.
 //
 //   forward_nchw_window_kernel<K, S>:  K x K taps, stride S, dilation 1, taps in registers.
-//   forward_nchw_generic_kernel:       any kernel size, stride, dilation (taps read per use).
+//   backward_input_nchw_window_kernel<K, S, PHASE>: the input gradient at stride S > 1.
 //   backward_weight_nchw_window_kernel<K, S>: every tap of one channel accumulated in registers
 //       over the thread's columns, then a fixed-order block reduction (deterministic).
 //
@@ -101,52 +101,70 @@ __global__ void __launch_bounds__(kWindowThreads)
   }
 }
 
-// ------------------------------------------------------------------ forward, any geometry
-// Same work items with V rows per thread; each tap is read once per thread and applied to the
-// V rows, whose inputs come through the L1 cache. Also runs the stride-1 input gradient (the
-// forward of grad_output with the taps flipped), whose padding may be negative.
-template <typename scalar_t>
+// ------------------------------------------------------------------ input gradient, K x K, stride S > 1
+// grad_input[hi] = sum of grad_output[ho] * w[i] over hi = ho * S - pad + i. Work items are
+// (image, channel, group of V input rows, input column); multiplier 1. With V a multiple of S,
+// the tap row that links the group's first input row to its first grad_output row is the same
+// for every group: K - 1 - PHASE with PHASE = (K - 1 - pad_top) mod S, a template argument, so
+// the (grad row, input row) -> tap row table is resolved at compile time as in the forward.
+// Columns: tap j reaches grad column (wi + pad_left - j) / S when that divides; the others load 0.
+template <typename scalar_t, int K, int S, int PHASE>
 __global__ void __launch_bounds__(kWindowThreads)
-    forward_nchw_generic_kernel(cpu::DepthwiseParams p, const scalar_t* __restrict__ x,
-                                const scalar_t* __restrict__ w, const scalar_t* __restrict__ bias,
-                                scalar_t* __restrict__ y, int64_t first_image, uint32_t items,
-                                uint32_t row_groups) {
+    backward_input_nchw_window_kernel(cpu::DepthwiseParams p, const scalar_t* __restrict__ gy,
+                                      const scalar_t* __restrict__ w, scalar_t* __restrict__ gx,
+                                      int64_t first_image, uint32_t items, uint32_t row_groups) {
   using acc_t = acc_type<scalar_t>;
   constexpr int V = kWindowRows;
+  static_assert(V % S == 0, "row groups must start on the same phase");
+  constexpr int kBase = K - 1 - PHASE;  // tap row of (first input row, first grad row)
+  constexpr int R = (kBase + V - 1) / S + 1;  // grad rows reaching the group
   const uint32_t item = blockIdx.x * kWindowThreads + threadIdx.x;
   if (item >= items) return;
-  const uint32_t cout = static_cast<uint32_t>(p.channels * p.multiplier);
-  const WindowItem it = window_item(item, static_cast<uint32_t>(p.out_w), row_groups, cout,
-                                    first_image, V);
-  const int64_t in_plane = it.image * p.channels + it.channel / static_cast<uint32_t>(p.multiplier);
-  const int64_t ih0 = int64_t(it.row0) * p.stride_h - p.pad_top;
-  const int64_t iw0 = int64_t(it.col) * p.stride_w - p.pad_left;
-  const int kh = static_cast<int>(p.kernel_h), kw = static_cast<int>(p.kernel_w);
-  const scalar_t* xp = x + in_plane * p.in_h * p.in_w;
-  const scalar_t* wp = w + int64_t(it.channel) * kh * kw;
+  const WindowItem it = window_item(item, static_cast<uint32_t>(p.in_w), row_groups,
+                                    static_cast<uint32_t>(p.channels), first_image, V);
+  const int out_h = static_cast<int>(p.out_h), out_w = static_cast<int>(p.out_w);
+  // Exact: row0 + pad_top - (K - 1) + PHASE is a multiple of S.
+  const int ho_lo = (static_cast<int>(it.row0) + static_cast<int>(p.pad_top) - (K - 1) + PHASE) / S;
+  const int t0 = static_cast<int>(it.col) + static_cast<int>(p.pad_left);
 
-  const acc_t b0 = bias != nullptr ? static_cast<acc_t>(bias[it.channel]) : acc_t(0);
+  acc_t wr[K * K];
+  const scalar_t* wp = w + int64_t(it.channel) * (K * K);
+#pragma unroll
+  for (int t = 0; t < K * K; ++t) wr[t] = static_cast<acc_t>(wp[t]);
+  bool col_in[K];
+  int col_wo[K];
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    const int t = t0 - j;  // = wo * S when tap j of grad column wo lands on this column
+    col_wo[j] = t / S;
+    col_in[j] = t >= 0 && t % S == 0 && col_wo[j] < out_w;
+  }
   acc_t acc[V];
 #pragma unroll
-  for (int v = 0; v < V; ++v) acc[v] = b0;
-  for (int i = 0; i < kh; ++i) {
-    const int64_t ih_i = ih0 + i * p.dilation_h;
-    for (int j = 0; j < kw; ++j) {
-      const int64_t iw = iw0 + j * p.dilation_w;
-      if (iw < 0 || iw >= p.in_w) continue;
-      const acc_t wv = static_cast<acc_t>(wp[i * kw + j]);
+  for (int v = 0; v < V; ++v) acc[v] = acc_t(0);
+  const int64_t plane = it.image * p.channels + it.channel;
+  const scalar_t* gp = gy + plane * p.out_h * p.out_w;
 #pragma unroll
-      for (int v = 0; v < V; ++v) {
-        const int64_t ih = ih_i + v * p.stride_h;
-        if (ih >= 0 && ih < p.in_h) acc[v] += static_cast<acc_t>(xp[ih * p.in_w + iw]) * wv;
-      }
+  for (int r = 0; r < R; ++r) {
+    const int ho = ho_lo + r;
+    if (static_cast<unsigned>(ho) >= static_cast<unsigned>(out_h)) continue;
+    const scalar_t* row = gp + int64_t(ho) * out_w;
+    acc_t g[K];
+#pragma unroll
+    for (int j = 0; j < K; ++j) g[j] = col_in[j] ? static_cast<acc_t>(row[col_wo[j]]) : acc_t(0);
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const int i = kBase + v - r * S;  // compile time
+      if (i < 0 || i >= K) continue;
+#pragma unroll
+      for (int j = 0; j < K; ++j) acc[v] += g[j] * wr[i * K + j];
     }
   }
-  scalar_t* yp = y + (it.image * cout + it.channel) * p.out_h * p.out_w + it.col;
+  scalar_t* xp = gx + plane * p.in_h * p.in_w + it.col;
 #pragma unroll
   for (int v = 0; v < V; ++v) {
-    const int64_t oh = it.row0 + v;
-    if (oh < p.out_h) yp[oh * p.out_w] = static_cast<scalar_t>(acc[v]);
+    const int64_t hi = it.row0 + v;
+    if (hi < p.in_h) xp[hi * p.in_w] = static_cast<scalar_t>(acc[v]);
   }
 }
 
