@@ -3,11 +3,11 @@
 # internet). Run from the repository root:   bash benchmarks/gpu_check.sh
 # 1. builds the extension in place for the local GPU's arch only (pip -e, against the torch there),
 # 2. runs tests/test_cuda.py (and the registration test), 3. runs benchmarks/bench_cuda.py,
-# 4. benchmarks/cuda_weight_grad_layouts.py (which weight-gradient path channels_last should take).
+# 4. benchmarks/cuda_path_probes.py (both sides of the CUDA ops' implementation choices).
 # Everything lands under $OUT (or ./gpu_check_out): build.log, tests.log, junit.xml, bench_cuda.md,
-# bench_cuda.json, weight_grad_layouts.md, env.txt. Each stage has its own time limit so the whole
+# bench_cuda.json, path_probes.md, env.txt. Each stage has its own time limit so the whole
 # stays under 8 minutes: build <= 180 s, tests <= 140 s, benchmark <= 120 s (new shapes stop at
-# 75 s), layouts <= 30 s: <= 470 s + setup. Seen on an H100: 60 + 40 + 45 + ~15 s.
+# 75 s), probes <= 30 s: <= 470 s + setup. Seen on an H100: 60 + 40 + 45 + ~15 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -51,7 +51,7 @@ timeout 120 "$PY" benchmarks/bench_cuda.py --out "$OUT" --reps 10 --budget-s 75 
 bench_rc=$?
 tail -70 "$OUT/bench.log"
 stamp "benchmark rc=$bench_rc"
-timeout 30 "$PY" benchmarks/cuda_weight_grad_layouts.py > "$OUT/weight_grad_layouts.md" 2>&1
-cat "$OUT/weight_grad_layouts.md"
+timeout 30 "$PY" benchmarks/cuda_path_probes.py > "$OUT/path_probes.md" 2>&1
+cat "$OUT/path_probes.md"
 stamp "done"
 [ "$test_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

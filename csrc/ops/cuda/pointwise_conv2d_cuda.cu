@@ -215,14 +215,9 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const bool channels_last = fmt == kChannelsLast;
   const at::Tensor x = input.contiguous(fmt);
-  // Output-channel tile: the smallest of 16/32/64 that covers Cout, halved while that leaves
-  // fewer than two blocks per multiprocessor.
-  const int64_t pixel_blocks = ceil_div(pixels, kRowsThreads);
-  const int64_t min_blocks = 2 * int64_t(multiprocessor_count(input.get_device()));
-  int co_tile = cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
-  while (co_tile > 16 && pixel_blocks * ceil_div(cout, co_tile) < min_blocks) co_tile /= 2;
+  const int co_tile = rows_co_tile(pixels, cout, input.get_device());
   const int64_t co_tiles = ceil_div(cout, co_tile);
-  const unsigned int blocks = grid_size(pixel_blocks * co_tiles, op);
+  const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "pointwise_conv2d_cuda", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
@@ -233,23 +228,13 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
     const bool vectors = channels_last && cin % kVec == 0 && cout % kVec == 0 &&
                          reinterpret_cast<uintptr_t>(xp) % 16 == 0 &&
                          reinterpret_cast<uintptr_t>(yp) % 16 == 0;
-    auto launch = [&](auto co_tag, auto cl_tag, auto vec_tag) {
-      pointwise_rows_kernel<scalar_t, decltype(co_tag)::value, decltype(cl_tag)::value,
-                            decltype(vec_tag)::value>
+    with_rows_config<scalar_t>(co_tile, channels_last, vectors, [&](auto co, auto cl, auto vec) {
+      pointwise_rows_kernel<scalar_t, decltype(co)::value, decltype(cl)::value, decltype(vec)::value>
           <<<blocks, kRowsThreads, 0, stream>>>(xp, wp, bp, yp, pixels, plane,
                                                 static_cast<int>(cin), static_cast<int>(cout),
                                                 static_cast<int>(co_tiles));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
-    };
-    auto with_layout = [&](auto co_tag) {
-      using std::integral_constant;
-      if (vectors) launch(co_tag, std::true_type(), integral_constant<int, kVec>());
-      else if (channels_last) launch(co_tag, std::true_type(), integral_constant<int, 1>());
-      else launch(co_tag, std::false_type(), integral_constant<int, 1>());
-    };
-    if (co_tile == 16) with_layout(std::integral_constant<int, 16>());
-    else if (co_tile == 32) with_layout(std::integral_constant<int, 32>());
-    else with_layout(std::integral_constant<int, 64>());
+    });
   });
   return output;
 }

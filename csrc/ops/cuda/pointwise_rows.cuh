@@ -11,6 +11,7 @@
 // outputs likewise when the channel counts and pointers allow (VEC = 1 otherwise).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda_utils.cuh"
 
@@ -95,6 +96,32 @@ __global__ void __launch_bounds__(kRowsThreads)
     for (int co = 0; co < CO; ++co)
       if (co0 + co < cout) yp[co * step] = static_cast<scalar_t>(acc[co]);
   }
+}
+
+// Host: the output-channel tile, the smallest of 16/32/64 that covers Cout, halved while that
+// leaves fewer than two blocks per multiprocessor.
+inline int rows_co_tile(int64_t pixels, int64_t cout, int device) {
+  const int64_t pixel_blocks = ceil_div(pixels, kRowsThreads);
+  const int64_t min_blocks = 2 * int64_t(multiprocessor_count(device));
+  int co_tile = cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
+  while (co_tile > 16 && pixel_blocks * ceil_div(cout, co_tile) < min_blocks) co_tile /= 2;
+  return co_tile;
+}
+
+// Host: calls f(CO, CHANNELS_LAST, VEC) as integral constants for a rows-style kernel: VEC is
+// the 16-byte vector width when `vectors` (channels_last, channel counts and pointers allow).
+template <typename scalar_t, typename F>
+void with_rows_config(int co_tile, bool channels_last, bool vectors, F&& f) {
+  using std::integral_constant;
+  constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
+  auto with_layout = [&](auto co) {
+    if (vectors) f(co, std::true_type(), integral_constant<int, kVec>());
+    else if (channels_last) f(co, std::true_type(), integral_constant<int, 1>());
+    else f(co, std::false_type(), integral_constant<int, 1>());
+  };
+  if (co_tile == 16) with_layout(integral_constant<int, 16>());
+  else if (co_tile == 32) with_layout(integral_constant<int, 32>());
+  else with_layout(integral_constant<int, 64>());
 }
 
 }  // namespace cuda
