@@ -158,6 +158,18 @@ def test_depthwise_stride2_every_padding_phase(dtype, layout, k):
 
 
 @requires_cuda
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float16), ids=dt_id)
+@pytest.mark.parametrize("layout", ("nchw", "cl"))
+@pytest.mark.parametrize("k,dilation", [(3, 1), (5, 1), (3, 2), (4, 1)], ids=lambda v: str(v))
+def test_depthwise_input_gradient_uneven_and_negative_flipped_padding(dtype, layout, k, dilation):
+    # The stride-1 input gradient runs the forward on grad_output with flipped taps and padding
+    # (k - 1) * dilation - pad: negative where pad exceeds (k - 1) * dilation, and uneven.
+    span = (k - 1) * dilation
+    for pads in ((span + 1, span + 2, span + 1, span), (0, 1, 2, 0), (span, 0, 1, span + 2)):
+        run_depthwise(dtype, layout, 2, 8, 1, 11, 13, k, k, (1, 1), pads, (dilation, dilation))
+
+
+@requires_cuda
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
 def test_depthwise_huge_dilated_kernel_global_memory_path(layout):
     # The staged windows would exceed 48 KiB of shared memory: the kernels read global memory.
