@@ -44,8 +44,9 @@ struct DepthwiseSimd {
   // sits at padded row y * up_h + top, column x * up_w + left; everything else is 0. `up` > 1
   // inserts zeros between input pixels (the input gradient of a strided conv). Sized for the
   // output (rows (out_h - 1) * stride + (k - 1) * dilation + 1, same for columns) plus slack, so
-  // full-vector loads past a row's end, and the kBlock-row blocks of narrow planes that run past
-  // the last output row, stay inside the buffer. The zeros are written once;
+  // full-vector loads past a row's end (up to a whole kBlock-vector block of a wide row), and
+  // the kBlock-row blocks of narrow planes that run past the last output row, stay inside the
+  // buffer. The zeros are written once;
   // each plane overwrites only the input's own positions.
   struct PaddedPlane {
     int64_t rows, cols, pitch, top, left, up_h, up_w, in_h, in_w;
@@ -55,7 +56,7 @@ struct DepthwiseSimd {
           cols((p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1),
           pitch(cols + 1), top(p.pad_top), left(p.pad_left), up_h(up_h), up_w(up_w),
           in_h(p.in_h), in_w(p.in_w),
-          buf((rows + (kBlock - 1) * p.stride_h) * pitch + 2 * W * p.stride_w + 2, 0.f) {}
+          buf((rows + (kBlock - 1) * p.stride_h) * pitch + (kBlock + 2) * W * p.stride_w + 2, 0.f) {}
     const float* load(const float* x) {
       for (int64_t y = 0; y < in_h; ++y) {
         const int64_t r = y * up_h + top;
@@ -78,18 +79,62 @@ struct DepthwiseSimd {
     }
   };
 
-  // acc[q] += the taps of one kernel row for kBlock full vectors of output columns.
+  // kBlock (= 4) vectors of one output row of a wide plane: columns [0, 4W) from xcol on,
+  // every tap's broadcast shared by the four vectors, two chains per vector (even / odd kernel
+  // rows). Stores the first n (<= 4W) columns; a partial last vector whole when `spill` (its
+  // extra lanes land on the next row, which the caller writes later). Loads are full vectors
+  // (the padded plane's slack covers a row's last block). Out of line with named accumulators:
+  // as arrays in correlate_plane, GCC kept them on the stack and the row's tail ran one vector
+  // at a time (perf: ~40% of the time in the tail's single FMA chain, 11% zeroing the arrays).
   template <int S>
-  __attribute__((always_inline)) static inline void kernel_row(const DepthwiseParams& p,
-                                                               const float* xrow, const float* w,
-                                                               reg (&acc)[kBlock]) {
-    const int64_t sw = S > 0 ? S : p.stride_w;  // a constant where known: frees registers
-    for (int64_t j = 0; j < p.kernel_w; ++j) {
-      const reg wv = V::set1(w[j]);
-      const float* xs = xrow + j * p.dilation_w;
-      for (int64_t q = 0; q < kBlock; ++q)
-        acc[q] = V::fma(wv, load_cols<S>(xs + q * W * sw, sw, W, true), acc[q]);
+  __attribute__((noinline)) static void wide_block(const DepthwiseParams& p, const float* xcol,
+                                                   int64_t row_step, const float* w, float b,
+                                                   float* y, bool accumulate, int64_t n,
+                                                   bool spill) {
+    static_assert(kBlock == 4, "wide_block keeps four pairs of named accumulators");
+    const int64_t sw = S > 0 ? S : p.stride_w, kh = p.kernel_h, kw = p.kernel_w;
+    const int64_t dw = p.dilation_w, step = W * sw;
+    const auto count = [&](int64_t q) { return std::max<int64_t>(0, std::min(W, n - q * W)); };
+    const auto init = [&](int64_t q) {
+      return accumulate && count(q) > 0 ? load_n(y + q * W, count(q)) : V::set1(b);
+    };
+    reg e0 = init(0), e1 = init(1), e2 = init(2), e3 = init(3);
+    reg o0 = V::zero(), o1 = V::zero(), o2 = V::zero(), o3 = V::zero();
+    int64_t i = 0;
+    for (; i + 1 < kh; i += 2) {
+      const float* xe = xcol + i * row_step;
+      const float* xo = xe + row_step;
+      const float* we = w + i * kw;
+      const float* wo = we + kw;
+      for (int64_t j = 0; j < kw; ++j) {
+        const reg ve = V::set1(we[j]), vo = V::set1(wo[j]);
+        const float* se = xe + j * dw;
+        const float* so = xo + j * dw;
+        e0 = V::fma(ve, load_cols<S>(se, sw, W, true), e0);
+        o0 = V::fma(vo, load_cols<S>(so, sw, W, true), o0);
+        e1 = V::fma(ve, load_cols<S>(se + step, sw, W, true), e1);
+        o1 = V::fma(vo, load_cols<S>(so + step, sw, W, true), o1);
+        e2 = V::fma(ve, load_cols<S>(se + 2 * step, sw, W, true), e2);
+        o2 = V::fma(vo, load_cols<S>(so + 2 * step, sw, W, true), o2);
+        e3 = V::fma(ve, load_cols<S>(se + 3 * step, sw, W, true), e3);
+        o3 = V::fma(vo, load_cols<S>(so + 3 * step, sw, W, true), o3);
+      }
     }
+    if (i < kh) {
+      const float* xe = xcol + i * row_step;
+      const float* we = w + i * kw;
+      for (int64_t j = 0; j < kw; ++j) {
+        const reg ve = V::set1(we[j]);
+        const float* se = xe + j * dw;
+        e0 = V::fma(ve, load_cols<S>(se, sw, W, true), e0);
+        e1 = V::fma(ve, load_cols<S>(se + step, sw, W, true), e1);
+        e2 = V::fma(ve, load_cols<S>(se + 2 * step, sw, W, true), e2);
+        e3 = V::fma(ve, load_cols<S>(se + 3 * step, sw, W, true), e3);
+      }
+    }
+    const reg sums[kBlock] = {V::add(e0, o0), V::add(e1, o1), V::add(e2, o2), V::add(e3, o3)};
+    for (int64_t q = 0; q < kBlock && count(q) > 0; ++q)
+      store_row(y + q * W, sums[q], count(q), count(q) == W || spill);
   }
 
   // kBlock (= 4) consecutive output rows of a narrow plane, one vector of columns each, every
@@ -163,35 +208,14 @@ struct DepthwiseSimd {
     for (int64_t oh = 0; oh < p.out_h; ++oh) {
       float* yrow = y + oh * p.out_w;
       const float* xtop = x + oh * p.stride_h * pitch;
-      int64_t ow = 0;
-      for (; ow + kBlock * W <= p.out_w; ow += kBlock * W) {
-        // Two accumulators per vector (even / odd kernel rows): 2 * kBlock independent FMA
-        // chains. Named arrays with constant indices, so they stay in registers.
-        reg even[kBlock], odd[kBlock];
-        for (int64_t q = 0; q < kBlock; ++q) {
-          even[q] = accumulate ? V::load(yrow + ow + q * W) : V::set1(b);
-          odd[q] = V::zero();
-        }
-        const float* xcol = xtop + ow * sw;
-        int64_t i = 0;
-        for (; i + 1 < p.kernel_h; i += 2) {
-          kernel_row<S>(p, xcol + i * row_step, w + i * p.kernel_w, even);
-          kernel_row<S>(p, xcol + (i + 1) * row_step, w + (i + 1) * p.kernel_w, odd);
-        }
-        if (i < p.kernel_h) kernel_row<S>(p, xcol + i * row_step, w + i * p.kernel_w, even);
-        for (int64_t q = 0; q < kBlock; ++q) V::store(yrow + ow + q * W, V::add(even[q], odd[q]));
-      }
-      for (; ow < p.out_w; ow += W) {
-        const int64_t n = std::min(W, p.out_w - ow);
-        reg acc = accumulate ? load_n(yrow + ow, n) : V::set1(b);
-        for (int64_t i = 0; i < p.kernel_h; ++i) {
-          const float* xrow = xtop + i * row_step + ow * sw;
-          for (int64_t j = 0; j < p.kernel_w; ++j)
-            acc = V::fma(V::set1(w[i * p.kernel_w + j]),
-                         load_cols<S>(xrow + j * p.dilation_w, sw, n, true), acc);
-        }
-        store_n(yrow + ow, acc, n);
-      }
+      // The last block may be partial: its whole-vector store spills onto the start of the next
+      // row, which this loop writes afterwards. Not from the last row (the next plane), not when
+      // accumulating, and only when a row holds a whole vector (else the spill runs past the
+      // next row).
+      const bool spill = !accumulate && oh + 1 < p.out_h && p.out_w >= W;
+      for (int64_t ow = 0; ow < p.out_w; ow += kBlock * W)
+        wide_block<S>(p, xtop + ow * sw, row_step, w, b, yrow + ow, accumulate,
+                      std::min(kBlock * W, p.out_w - ow), spill);
     }
   }
 
