@@ -63,6 +63,9 @@ def test_every_op_has_a_cuda_kernel_when_compiled_with_cuda():
     if not sc.backend_info()["cuda_archs"]:
         pytest.skip("this build has no CUDA kernels (CPU-only torch, no toolkit, or SEPCONV_FORCE_CPU=1)")
     missing = [n for n in OP_NAMES if not torch._C._dispatch_has_kernel_for_dispatch_key(f"sepconv::{n}", "CUDA")]
+    # The separable backward's CUDA kernel is its composition of the ops above.
+    if not torch._C._dispatch_has_computed_kernel_for_dispatch_key("sepconv::_separable_conv2d_backward", "CUDA"):
+        missing.append("_separable_conv2d_backward")
     assert not missing, f"no CUDA kernel registered for {missing}"
 
 
@@ -306,6 +309,7 @@ def _cuda_samples():
         "_depthwise_conv2d_backward_weight": L.dw_bwd_weight_samples(),
         "pointwise_conv2d": L.pw_samples(),
         "_pointwise_conv2d_backward_weight": L.pw_bwd_samples(),
+        "_separable_conv2d_backward": L.sep_bwd_samples(),  # the composite kernel on CUDA
     }
     cases = []
     for name, samples in groups.items():

@@ -503,6 +503,38 @@ def test_separable_fused_bands(stride, layout, isa):
         sc.set_cpu_isa(prev)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("shape", ["s2", "k5d2", "pad3"])
+def test_separable_fused_backward_bands(shape, layout, isa):
+    # The fused backward (csrc/cpu/separable_backward.cpp) cuts these images into bands of output
+    # rows with halo rows of the intermediate's gradient and input rows owned per band; compared
+    # with the reference (plain backward: the fused op) and with the differentiable composition
+    # (create_graph=True takes it), on every ISA.
+    # Sizes for 2-4 bands of the backward's 64K-element budget (csrc/cpu/separable.cpp).
+    case = {"s2": _case(C=72, N=2, H=125, W=29, k=3, M=2, stride=2, layout=layout, seed=1),
+            "k5d2": _case(C=40, N=2, H=260, W=19, k=5, M=1, dil=2, pad=(3, 5, 4, 4), layout=layout, seed=2),
+            "pad3": _case(C=24, N=1, H=700, W=9, k=(3, 1), M=3, stride=(3, 1), pad=(3, 3, 0, 0), layout=layout,
+                          seed=3)}[shape]
+    prev = sc.set_cpu_isa(isa)
+    try:
+        check_sep(case)
+        x, w, _, g = dw_tensors(case)
+        pw = torch.randn(7, case.C * case.M, dtype=case.dtype, generator=g)
+        db = torch.randn(case.C * case.M, dtype=case.dtype, generator=g)
+        ins = [t.requires_grad_() for t in (x, w, pw, db)]
+        args = (list(case.stride), list(case.padding), list(case.dilation))
+        out = ops.separable_conv2d(ins[0], ins[1], ins[2], ins[3], None, *args)
+        go = torch.randn(out.shape, dtype=out.dtype, generator=g)
+        fused = torch.autograd.grad(out, ins, go, retain_graph=True)
+        composed = torch.autograd.grad(out, ins, go, create_graph=True)
+        for name, a, b in zip(["input", "depthwise_weight", "pointwise_weight", "depthwise_bias"], fused, composed):
+            R.assert_close(a, b.detach().double(), case.dtype, reduction=case.N * out.shape[2] * out.shape[3],
+                           what=f"fused vs composed {name}")
+    finally:
+        sc.set_cpu_isa(prev)
+
+
 def test_expanded_stride0_inputs():
     # stride-0 (broadcast) views for input, weight and bias
     x = torch.randn(1, 5, 1, 7, dtype=F64).expand(3, 5, 6, 7)

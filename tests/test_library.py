@@ -93,6 +93,21 @@ def sep_samples():
     return s
 
 
+def sep_bwd_samples():
+    # Not differentiable (the autograd kernel of separable_conv2d calls it only where no graph is
+    # recorded), so no requires_grad samples. Output masks: all, input only, weights only.
+    s = []
+    for mask in ([True, True, True], [True, False, False], [False, True, True]):
+        s.append([torch.randn(2, 4, 6, 5), torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), torch.randn(4, 3, 1, 1),
+                  None, [1, 1], [1, 1, 1, 1], [1, 1], mask])
+        s.append([_cl(torch.randn(2, 5, 3, 4)), _cl(torch.randn(2, 4, 7, 6)), torch.randn(8, 1, 3, 3),
+                  torch.randn(5, 8), torch.randn(8), [2, 2], [1, 0, 1, 2], [1, 1], mask])
+    s.append([torch.randn(1, 3, 8, 5, dtype=F64), torch.randn(1, 5, 9, 8, dtype=F64), torch.randn(10, 1, 2, 3, dtype=F64),
+              torch.randn(3, 10, 1, 1, dtype=F64), torch.randn(10, dtype=F64), [1, 2], [0, 1, 2, 1], [2, 1],
+              [True, True, False]])
+    return s
+
+
 OPCHECK = [
     ("depthwise_conv2d", dw_samples),
     ("_depthwise_conv2d_backward_input", dw_bwd_input_samples),
@@ -100,6 +115,7 @@ OPCHECK = [
     ("pointwise_conv2d", pw_samples),
     ("_pointwise_conv2d_backward_weight", pw_bwd_samples),
     ("separable_conv2d", sep_samples),
+    ("_separable_conv2d_backward", sep_bwd_samples),
 ]
 
 

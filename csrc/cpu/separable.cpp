@@ -13,28 +13,26 @@ namespace {
 // band, the pointwise weights' current block and the output rows fit together. At least 64
 // pixels per band, so the GEMM has full register tiles to work with.
 constexpr int64_t kBandElements = 32 * 1024, kMinBandPixels = 64;
+// The backward's band holds dmid, halo rows included, which the band's neighbour computes too:
+// taller bands make that overlap a smaller fraction.
+constexpr int64_t kBackwardBandElements = 64 * 1024;
 
-int64_t bands_per_image(const SeparableParams& s) {
-  return (s.depthwise.out_h + s.band_rows - 1) / s.band_rows;
-}
-
-// The depthwise problem of output rows [row0, row0 + rows) of one image: the same input, the
-// window moved down by row0 * stride_h rows.
-DepthwiseParams band_problem(const DepthwiseParams& p, int64_t row0, int64_t rows) {
-  DepthwiseParams q = p;
-  q.batch = 1;
-  q.out_h = rows;
-  q.pad_top = p.pad_top - row0 * p.stride_h;
-  return q;
+SeparableParams params_with_band(const DepthwiseParams& depthwise, int64_t out_channels,
+                                 int64_t band_elements) {
+  const int64_t row = std::max<int64_t>(1, depthwise.out_w);
+  const int64_t pixels = std::max(kMinBandPixels, band_elements / depthwise.out_channels());
+  const int64_t rows = std::min(std::max<int64_t>(1, depthwise.out_h), (pixels + row - 1) / row);
+  return {depthwise, out_channels, rows};
 }
 
 }  // namespace
 
 SeparableParams separable_params(const DepthwiseParams& depthwise, int64_t out_channels) {
-  const int64_t row = std::max<int64_t>(1, depthwise.out_w);
-  const int64_t pixels = std::max(kMinBandPixels, kBandElements / depthwise.out_channels());
-  const int64_t rows = std::min(std::max<int64_t>(1, depthwise.out_h), (pixels + row - 1) / row);
-  return {depthwise, out_channels, rows};
+  return params_with_band(depthwise, out_channels, kBandElements);
+}
+
+SeparableParams separable_backward_params(const DepthwiseParams& depthwise, int64_t out_channels) {
+  return params_with_band(depthwise, out_channels, kBackwardBandElements);
 }
 
 int64_t separable_units(const SeparableParams& s) {

@@ -195,6 +195,18 @@ void check_pointwise_backward_weight(const char* op, const at::Tensor& grad_outp
                     input.sym_sizes(), ", got ", grad_output.sym_sizes());
 }
 
+void check_separable_backward(const char* op, const at::Tensor& grad_output,
+                              const at::Tensor& input, const at::Tensor& depthwise_weight,
+                              const at::Tensor& pointwise_weight,
+                              const std::optional<at::Tensor>& depthwise_bias,
+                              const ConvGeometry& g) {
+  const auto out = check_separable_forward(op, input, depthwise_weight, pointwise_weight,
+                                           depthwise_bias, std::nullopt, g);
+  check_dtype(op, "grad_output", grad_output);
+  check_same(op, "grad_output", grad_output, "input", input);
+  check_grad_output_size(op, grad_output, out);
+}
+
 at::MemoryFormat output_memory_format(const at::Tensor& like) {
   return like.suggest_memory_format() == at::MemoryFormat::ChannelsLast
              ? at::MemoryFormat::ChannelsLast

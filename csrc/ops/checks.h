@@ -50,6 +50,12 @@ void check_depthwise_backward_weight(const char* op, const at::Tensor& grad_outp
                                      const ConvGeometry& g);
 void check_pointwise_backward_weight(const char* op, const at::Tensor& grad_output,
                                      const at::Tensor& input);
+// The separable forward's arguments (no pointwise bias) and a grad_output of its output shape.
+void check_separable_backward(const char* op, const at::Tensor& grad_output,
+                              const at::Tensor& input, const at::Tensor& depthwise_weight,
+                              const at::Tensor& pointwise_weight,
+                              const std::optional<at::Tensor>& depthwise_bias,
+                              const ConvGeometry& g);
 
 // Layout of an op's output: channels_last in -> channels_last out, anything else -> NCHW.
 at::MemoryFormat output_memory_format(const at::Tensor& like);

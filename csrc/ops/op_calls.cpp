@@ -64,5 +64,17 @@ at::Tensor separable_conv2d(const at::Tensor& input, const at::Tensor& depthwise
                  padding, dilation);
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& depthwise_weight,
+    const at::Tensor& pointwise_weight, OptTensor depthwise_bias, Ints stride, Ints padding,
+    Ints dilation, std::array<bool, 3> output_mask) {
+  using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+  static const auto op = handle<Grads(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                      const at::Tensor&, OptTensor, Ints, Ints, Ints,
+                                      std::array<bool, 3>)>("sepconv::_separable_conv2d_backward");
+  return op.call(grad_output, input, depthwise_weight, pointwise_weight, depthwise_bias, stride,
+                 padding, dilation, output_mask);
+}
+
 }  // namespace ops
 }  // namespace sepconv

@@ -3,7 +3,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <optional>
+#include <tuple>
 
 namespace sepconv {
 namespace ops {
@@ -25,6 +27,11 @@ at::Tensor separable_conv2d(const at::Tensor& input, const at::Tensor& depthwise
                             const std::optional<at::Tensor>& depthwise_bias,
                             const std::optional<at::Tensor>& pointwise_bias, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation);
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& depthwise_weight,
+    const at::Tensor& pointwise_weight, const std::optional<at::Tensor>& depthwise_bias,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    std::array<bool, 3> output_mask);
 
 }  // namespace ops
 }  // namespace sepconv

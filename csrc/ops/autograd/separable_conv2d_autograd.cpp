@@ -1,10 +1,12 @@
 // Autograd kernel of the separable op. The backward recomputes the depthwise output instead of
-// saving it (the forward may be fused and never hold it whole), then chains the two convs'
-// gradients, all through differentiable sepconv ops so double backward works.
+// saving it (the forward may be fused and never hold it whole): through the fused backward op
+// when no graph of the backward is recorded, else through the differentiable composition of
+// the other sepconv ops, so double backward works.
 #include <torch/autograd.h>
 #include <torch/library.h>
 
 #include "../op_calls.h"
+#include "../separable_conv2d_backward.h"
 #include "needs_grad.h"
 
 namespace sepconv {
@@ -42,30 +44,23 @@ class SeparableConv2d : public torch::autograd::Function<SeparableConv2d> {
     const std::optional<at::Tensor> dw_bias_opt =
         dw_bias.defined() ? std::optional<at::Tensor>(dw_bias) : std::nullopt;
 
-    at::Tensor grad_input, grad_dw_weight, grad_pw_weight, grad_dw_bias, grad_pw_bias;
-    if (needs_grad(ctx, 2)) {
-      const at::Tensor mid =
-          ops::depthwise_conv2d(input, dw_weight, dw_bias_opt, stride, padding, dilation);
-      grad_pw_weight = ops::pointwise_conv2d_backward_weight(grad, mid)
-                           .reshape_symint(pw_weight.sym_sizes());
-    }
-    if (needs_grad(ctx, 4)) grad_pw_bias = grad.sum({0, 2, 3});
-    if (needs_grad(ctx, 0) || needs_grad(ctx, 1) || needs_grad(ctx, 3)) {
-      const at::Tensor grad_mid =
-          ops::pointwise_conv2d(grad, pw_weight.flatten(1).t(), std::nullopt);
-      if (needs_grad(ctx, 0))
-        grad_input = ops::depthwise_conv2d_backward_input(grad_mid, dw_weight, input.sym_sizes(),
-                                                          stride, padding, dilation);
-      if (needs_grad(ctx, 1))
-        grad_dw_weight = ops::depthwise_conv2d_backward_weight(
-            grad_mid, input,
-            {dw_weight.sym_size(2).guard_int(__FILE__, __LINE__),
-             dw_weight.sym_size(3).guard_int(__FILE__, __LINE__)},
-            stride, padding, dilation);
-      if (needs_grad(ctx, 3)) grad_dw_bias = grad_mid.sum({0, 2, 3});
-    }
-    return {grad_input,   grad_dw_weight, grad_pw_weight, grad_dw_bias,
-            grad_pw_bias, at::Tensor(),   at::Tensor(),   at::Tensor()};
+    // Recording a graph of the backward (double backward): the differentiable composition.
+    // Otherwise the fused op, where the backend has one.
+    const std::array<bool, 3> mask{needs_grad(ctx, 0), needs_grad(ctx, 1) || needs_grad(ctx, 3),
+                                   needs_grad(ctx, 2)};
+    auto [grad_input, grad_dw_weight, grad_pw_weight, grad_dw_bias] =
+        at::GradMode::is_enabled()
+            ? separable_backward_composition(grad, input, dw_weight, pw_weight, dw_bias_opt,
+                                             stride, padding, dilation, mask)
+            : ops::separable_conv2d_backward(grad, input, dw_weight, pw_weight, dw_bias_opt,
+                                             stride, padding, dilation, mask);
+    const auto wanted = [&](const at::Tensor& t, size_t arg) {
+      return needs_grad(ctx, arg) ? t : at::Tensor();
+    };
+    const at::Tensor grad_pw_bias = needs_grad(ctx, 4) ? grad.sum({0, 2, 3}) : at::Tensor();
+    return {wanted(grad_input, 0),   wanted(grad_dw_weight, 1), wanted(grad_pw_weight, 2),
+            wanted(grad_dw_bias, 3), grad_pw_bias,              at::Tensor(),
+            at::Tensor(),            at::Tensor()};
   }
 };
 
