@@ -511,7 +511,8 @@ def test_separable_fused_backward_bands(shape, layout, isa):
     # rows with halo rows of the intermediate's gradient and input rows owned per band; compared
     # with the reference (plain backward: the fused op) and with the differentiable composition
     # (create_graph=True takes it), on every ISA.
-    # Sizes for 2-4 bands of the backward's 64K-element budget (csrc/cpu/separable.cpp).
+    # Sizes for 3 bands of the backward's 64K-element budget (csrc/cpu/separable.cpp); the CPU kernel
+    # fuses from 2 bands (channels_last) or 3 (NCHW) and composes below that.
     case = {"s2": _case(C=72, N=2, H=125, W=29, k=3, M=2, stride=2, layout=layout, seed=1),
             "k5d2": _case(C=40, N=2, H=260, W=19, k=5, M=1, dil=2, pad=(3, 5, 4, 4), layout=layout, seed=2),
             "pad3": _case(C=24, N=1, H=700, W=9, k=(3, 1), M=3, stride=(3, 1), pad=(3, 3, 0, 0), layout=layout,

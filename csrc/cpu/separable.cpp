@@ -21,8 +21,12 @@ SeparableParams params_with_band(const DepthwiseParams& depthwise, int64_t out_c
                                  int64_t band_elements) {
   const int64_t row = std::max<int64_t>(1, depthwise.out_w);
   const int64_t pixels = std::max(kMinBandPixels, band_elements / depthwise.out_channels());
-  const int64_t rows = std::min(std::max<int64_t>(1, depthwise.out_h), (pixels + row - 1) / row);
-  return {depthwise, out_channels, rows};
+  const int64_t out_h = std::max<int64_t>(1, depthwise.out_h);
+  const int64_t max_rows = std::min(out_h, (pixels + row - 1) / row);
+  // Bands of equal height (14 rows at most 13 per band: 7 + 7, not 13 + 1, whose one-row band
+  // would pay a whole band's fixed costs and the backward's halo rows for little work).
+  const int64_t bands = (out_h + max_rows - 1) / max_rows;
+  return {depthwise, out_channels, (out_h + bands - 1) / bands};
 }
 
 }  // namespace

@@ -38,10 +38,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_backward_co
   return {grad_input, grad_dw_weight, grad_pw_weight, grad_dw_bias};
 }
 
-namespace {
-
 // The op's schema returns tensors: a gradient not asked for is an empty one.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_kernel(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_backward_composite_kernel(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& depthwise_weight,
     const at::Tensor& pointwise_weight, const std::optional<at::Tensor>& depthwise_bias,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
@@ -60,10 +58,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_kernel(
   return grads;
 }
 
-}  // namespace
-
 TORCH_LIBRARY_IMPL(sepconv, CompositeExplicitAutograd, m) {
-  m.impl("_separable_conv2d_backward", composite_kernel);
+  m.impl("_separable_conv2d_backward", separable_backward_composite_kernel);
 }
 
 }  // namespace sepconv

@@ -19,4 +19,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_backward_co
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     std::array<bool, 3> output_mask);
 
+// The op's kernel built on it (arguments validated, gradients not asked for as empty tensors):
+// the CompositeExplicitAutograd kernel, and the CPU kernel's choice where fusing does not pay.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_backward_composite_kernel(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& depthwise_weight,
+    const at::Tensor& pointwise_weight, const std::optional<at::Tensor>& depthwise_bias,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    std::array<bool, 3> output_mask);
+
 }  // namespace sepconv

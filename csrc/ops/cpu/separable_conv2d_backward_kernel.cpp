@@ -1,5 +1,6 @@
 // CPU kernel of the separable backward: the fused kernel of csrc/cpu/separable.h, which never
-// holds the intermediate tensor or its gradient whole. Runs in grad_output's layout (the
+// holds the intermediate tensor or its gradient whole (the composition where one image's
+// intermediate fits a band anyway). Runs in grad_output's layout (the
 // composition's grad_input follows it too). The weight gradients are summed in double, per
 // thread chunk, and the chunks folded in order: bitwise reproducible for a given thread count.
 #include <ATen/Dispatch.h>
@@ -11,6 +12,7 @@
 #include "../../cpu/dispatch.h"
 #include "../../cpu/separable.h"
 #include "../checks.h"
+#include "../separable_conv2d_backward.h"
 #include "cpu_kernels.h"
 
 namespace sepconv {
@@ -36,6 +38,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
   const auto s = cpu::separable_backward_params(p, cout);
   const auto fmt = output_memory_format(grad_output);
   const bool channels_last = fmt == kChannelsLast;
+  // Fusing saves the intermediate's memory traffic, which matters only where one image's
+  // intermediate does not fit a band (in L2). Where it does (7x7 to 14x14 planes in MobileNet),
+  // the fused kernel's per-image weight-gradient GEMMs are shallow (depth = one image's pixels)
+  // and the composition, whose GEMMs run over the whole batch, is as fast or faster (measured
+  // (960,320,7) 0.80-0.88x fused / composed, AVX2). NCHW runs its band kernels per channel
+  // plane, which costs more: there two bands also lost (0.79-0.89x at (384,96,14,1) and
+  // (96,24,56,2)), seven or more won (1.25-2.3x at 56x56 and 112x112).
+  if (cpu::bands_per_image(s) < (channels_last ? 2 : 3))
+    return separable_backward_composite_kernel(grad_output, input, depthwise_weight,
+                                               pointwise_weight, depthwise_bias, stride, padding,
+                                               dilation, output_mask);
 
   const auto empty = [&] { return at::empty({0}, input.options()); };  // one per output: no aliases
   at::Tensor grad_input =
