@@ -2,8 +2,9 @@
 sepconv_ext.separable_conv2d vs the same two ops of ours kept apart vs torch's two F.conv2d.
 
 Implementations, each timed in NCHW and in channels_last:
-- ours:      sepconv_ext.separable_conv2d(x, dw_w, pw_w, dw_b, pw_b, stride, 1), one op; its
-             backward recomputes the depthwise output instead of saving it.
+- ours:      sepconv_ext.separable_conv2d(x, dw_w, pw_w, dw_b, pw_b, stride, 1), one op, fused
+             forward and fused backward (band by band; the backward recomputes the depthwise
+             output instead of saving it, and never holds it or its gradient whole).
 - ours-keep: sepconv_ext.pointwise_conv2d(sepconv_ext.depthwise_conv2d(x, dw_w, dw_b, stride, 1),
              pw_w, pw_b), two ops; autograd keeps the intermediate for the backward.
              ours-keep / ours is the "recompute vs keep" measurement.
@@ -185,8 +186,8 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
              "fwd+bwd: 3x that, ours' recomputed depthwise not counted; biases not counted). Bytes "
              "(compulsory, float32): fwd = x + y + weights + biases (no intermediate); fwd+bwd = fwd + gy + "
              "x + gx + weights + their grads.\n")
-    L.append("Implementations: **ours** = `separable_conv2d` (one op, backward recomputes the depthwise "
-             "output); **ours-keep** = `pointwise_conv2d(depthwise_conv2d(...))` (two ops, the intermediate "
+    L.append("Implementations: **ours** = `separable_conv2d` (one op: fused forward, fused backward that "
+             "recomputes the depthwise output band by band); **ours-keep** = `pointwise_conv2d(depthwise_conv2d(...))` (two ops, the intermediate "
              "kept for backward); **torch** = two `F.conv2d`. Each is timed in NCHW and channels_last; "
              "'best' = the faster format of each side per shape.\n")
     L += bc.targets_lines(targets, "Targets (issue 4; 1 thread, ratio = torch's best time / our best time)")
