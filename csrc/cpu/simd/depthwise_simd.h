@@ -569,12 +569,69 @@ struct DepthwiseSimd {
     }
   }
 
-  // NHWC weight gradient, multiplier 1: units are input channels. The loops follow memory:
-  // output pixel, then W-channel chunk of the unit, then every tap whose input pixel exists,
-  // each adding gradient x input into its (tap, chunk) partial sum in a small L1-resident
-  // array. Every load is contiguous and each gradient vector feeds all taps; a pass per tap
-  // along a row instead reads channel-strided and is bound by cache misses (~3x slower).
-  // Per-image float partial sums are folded into double in image order.
+  // NHWC weight gradient, interior columns of one output row, one vector of channels: the R x KW
+  // taps of kernel rows [i0, i0 + R) accumulate in registers over the row (R * KW independent FMA
+  // chains; each gradient vector feeds them all) and are added to the partial sums `acc` (tap
+  // (r, j) at acc + (r * KW + j) * span) once per row instead of once per pixel.
+  template <int R, int KW, int S>
+  __attribute__((noinline)) static void nhwc_weight_row(const float* const* xrows,
+                                                        const float* gyrow, int64_t C,
+                                                        int64_t dil, int64_t ow0, int64_t ow1,
+                                                        int64_t col0, float* acc, int64_t span) {
+    reg a[R][KW];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < KW; ++j) a[r][j] = V::zero();
+    for (int64_t ow = ow0; ow < ow1; ++ow) {
+      const reg g = V::load(gyrow + ow * C);
+      const int64_t col = (ow * S + col0) * C;  // input column of tap j = 0
+      for (int r = 0; r < R; ++r) {
+        const float* x = xrows[r] + col;
+        for (int j = 0; j < KW; ++j) a[r][j] = V::fma(g, V::load(x + j * dil * C), a[r][j]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < KW; ++j) {
+        float* t = acc + (r * KW + j) * span;
+        V::store(t, V::add(V::load(t), a[r][j]));
+      }
+  }
+
+  using NhwcWeightRowFn = void (*)(const float* const*, const float*, int64_t, int64_t, int64_t,
+                                   int64_t, int64_t, float*, int64_t);
+  // Rows per register block for a kernel width: at most 12 accumulators (16 registers on AVX2).
+  static constexpr int64_t nhwc_weight_rows_per_block(int64_t kw) { return kw == 3 ? 3 : kw == 5 ? 2 : 1; }
+  template <int KW, int S>
+  static NhwcWeightRowFn nhwc_weight_row_fn(int64_t rows) {
+    if constexpr (KW == 3) {
+      if (rows == 3) return nhwc_weight_row<3, 3, S>;
+      if (rows == 2) return nhwc_weight_row<2, 3, S>;
+    }
+    if constexpr (KW == 5) {
+      if (rows == 2) return nhwc_weight_row<2, 5, S>;
+    }
+    return nhwc_weight_row<1, KW, S>;
+  }
+  template <int S>
+  static NhwcWeightRowFn nhwc_weight_row_fn(int64_t kw, int64_t rows) {
+    if (kw == 3) return nhwc_weight_row_fn<3, S>(rows);
+    if (kw == 5) return nhwc_weight_row_fn<5, S>(rows);
+    if (kw == 7) return nhwc_weight_row_fn<7, S>(rows);
+    return nullptr;
+  }
+  static NhwcWeightRowFn nhwc_weight_row_fn(const DepthwiseParams& p, int64_t rows) {
+    if (p.stride_w == 1) return nhwc_weight_row_fn<1>(p.kernel_w, rows);
+    if (p.stride_w == 2) return nhwc_weight_row_fn<2>(p.kernel_w, rows);
+    return nullptr;
+  }
+
+  // NHWC weight gradient, multiplier 1: units are input channels. Per output row, the interior
+  // columns (every tap inside the row) of each whole vector of channels run nhwc_weight_row
+  // (kernel widths 3, 5, 7, stride 1 or 2); the border columns, a last partial vector of
+  // channels and other kernels go pixel by pixel: output pixel, then W-channel chunk, then every
+  // tap whose input pixel exists, adding gradient x input into its (tap, chunk) partial sum in a
+  // small L1-resident array. Every load is contiguous (a pass per tap along a row instead reads
+  // channel-strided and is bound by cache misses, ~3x slower). Per-image float partial sums are
+  // folded into double in image order.
   static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight_packed, int64_t begin,
                                    int64_t end) {
@@ -585,29 +642,54 @@ struct DepthwiseSimd {
     const int64_t span = (end - begin + W - 1) / W * W;  // partial-sum columns per tap
     std::vector<float> acc(taps * span);
     std::vector<double> total(taps * span, 0.0);
-    std::vector<const float*> xrows(p.kernel_h);
+    std::vector<const float*> xrows(p.kernel_h), block_rows(p.kernel_h);
+    const TapRanges ranges(p);
+    const int64_t rows_per_block = nhwc_weight_rows_per_block(kw);
+    const int64_t full_end = begin + (end - begin) / W * W;  // whole vectors of channels
+    const int64_t int_lo = ranges.interior_lo, int_hi = ranges.interior_hi;
+    const bool fast = nhwc_weight_row_fn(p, 1) != nullptr && int_hi > int_lo && full_end > begin;
     for (int64_t n = 0; n < p.batch; ++n) {
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t oh = 0; oh < p.out_h; ++oh) {
-        int64_t i_lo, i_hi, j_lo, j_hi;
+        int64_t i_lo, i_hi;
         valid_output_range(oh * p.stride_h - p.pad_top, p.dilation_h, p.in_h, p.kernel_h, &i_lo,
                            &i_hi);
         for (int64_t i = i_lo; i < i_hi; ++i)
           xrows[i] = input + (n * p.in_h + oh * p.stride_h - p.pad_top + i * p.dilation_h) * p.in_w * C;
         const float* gyrow = grad_output + (n * p.out_h + oh) * p.out_w * C;
-        for (int64_t ow = 0; ow < p.out_w; ++ow) {
-          const int64_t iw0 = ow * p.stride_w - p.pad_left;  // input column of tap j = 0
-          valid_output_range(iw0, p.dilation_w, p.in_w, kw, &j_lo, &j_hi);
-          for (int64_t c0 = begin; c0 < end; c0 += W) {
-            const int64_t m = std::min(W, end - c0);
-            const reg g = load_n(gyrow + ow * C + c0, m);
-            for (int64_t i = i_lo; i < i_hi; ++i) {
-              const float* x = xrows[i] + iw0 * C + c0;
-              float* a = acc.data() + i * kw * span + (c0 - begin);
-              for (int64_t j = j_lo; j < j_hi; ++j)
-                V::store(a + j * span,
-                         V::fma(g, load_n(x + j * p.dilation_w * C, m), V::load(a + j * span)));
+        // Columns [ow0, ow1), channels [c_from, c_to), pixel by pixel.
+        const auto by_pixel = [&](int64_t ow0, int64_t ow1, int64_t c_from, int64_t c_to) {
+          for (int64_t ow = ow0; ow < ow1; ++ow) {
+            const int64_t iw0 = ow * p.stride_w - p.pad_left;  // input column of tap j = 0
+            int64_t j_lo, j_hi;
+            valid_output_range(iw0, p.dilation_w, p.in_w, kw, &j_lo, &j_hi);
+            for (int64_t c0 = c_from; c0 < c_to; c0 += W) {
+              const int64_t m = std::min(W, c_to - c0);
+              const reg g = load_n(gyrow + ow * C + c0, m);
+              for (int64_t i = i_lo; i < i_hi; ++i) {
+                const float* x = xrows[i] + iw0 * C + c0;
+                float* a = acc.data() + i * kw * span + (c0 - begin);
+                for (int64_t j = j_lo; j < j_hi; ++j)
+                  V::store(a + j * span,
+                           V::fma(g, load_n(x + j * p.dilation_w * C, m), V::load(a + j * span)));
+              }
             }
+          }
+        };
+        if (!fast) {
+          by_pixel(0, p.out_w, begin, end);
+          continue;
+        }
+        by_pixel(0, int_lo, begin, end);
+        by_pixel(int_hi, p.out_w, begin, end);
+        by_pixel(int_lo, int_hi, full_end, end);
+        for (int64_t i0 = i_lo; i0 < i_hi; i0 += rows_per_block) {
+          const int64_t rows = std::min(rows_per_block, i_hi - i0);
+          const NhwcWeightRowFn row_fn = nhwc_weight_row_fn(p, rows);
+          for (int64_t c0 = begin; c0 < full_end; c0 += W) {
+            for (int64_t r = 0; r < rows; ++r) block_rows[r] = xrows[i0 + r] + c0;
+            row_fn(block_rows.data(), gyrow + c0, C, p.dilation_w, int_lo, int_hi, -p.pad_left,
+                   acc.data() + i0 * kw * span + (c0 - begin), span);
           }
         }
       }
