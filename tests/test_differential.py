@@ -590,6 +590,29 @@ def test_inference_mode_and_no_grad():
         R.assert_close(y, exp, F32, 9)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_separable_backward_bitwise_repeatable(layout):
+    """The fused backward's weight sums are per thread chunk, folded in order: two runs with the
+    same thread count give bitwise-equal gradients (a float atomic or an unordered fold would not)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(4)
+        x = R.make_input((3, 24, 150, 30), F32, layout, g)  # four bands per image: fused
+        w, pw, db = (torch.randn(48, 1, 3, 3, generator=g), torch.randn(16, 48, generator=g),
+                     torch.randn(48, generator=g))
+        go = torch.randn(3, 16, 150, 30, generator=g)
+        runs = []
+        for _ in range(2):
+            ins = [t.clone().requires_grad_() for t in (x, w, pw, db)]
+            out = ops.separable_conv2d(ins[0], ins[1], ins[2], ins[3], None, [1, 1], [2, 2, 1, 1], [2, 1])
+            runs.append(torch.autograd.grad(out, ins, go))
+        for a, b in zip(*runs):
+            assert torch.equal(a, b)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3], ids=lambda t: f"threads{t}")
 def test_thread_counts(threads):
     """Big enough that parallel_for splits the work (races in weight-grad reductions show up here)."""
