@@ -485,6 +485,13 @@ def test_pointwise_wide(Cin, Cout, layout):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_pointwise_streamed_output(layout):
+    # Outputs over 8 MB are written with non-temporal stores (csrc/cpu/gemm.h): 2 x 144 x 96 x 97
+    # float32 = 10.7 MB, an odd width so some tile rows are unaligned and stored normally.
+    check_pw(R.PWCase(N=2, Cin=24, Cout=144, H=96, W=97, bias=True, dtype=F32, layout=layout, seed=9))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
 def test_separable_wide(layout):
     check_sep(_case(C=40, H=13, W=17, k=3, M=2, stride=1, layout=layout, seed=5))
 

@@ -29,12 +29,15 @@ namespace sepconv {
 namespace cpu {
 
 // How a tile is written: C = AB + bias (first depth block), or C += AB (later ones). The bias
-// pointers are already offset to the tile's first row / column.
+// pointers are already offset to the tile's first row / column. `stream`: full, aligned tile
+// rows may go to memory with non-temporal stores (an output too big to stay in cache, written
+// once: saves the read-for-ownership of each line).
 template <typename T>
 struct Epilogue {
   bool accumulate;
   const T* row_bias;
   const T* col_bias;
+  bool stream = false;
 };
 
 // Where the register tile reads its operands: A(i, p) = a[i * rs + p * cs] (packed: rs 1, cs MR;
@@ -116,10 +119,11 @@ void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
 }
 
 // C = A * B + row_bias (per row) + col_bias (per column); either bias may be null.
-// `accumulate`: C += A * B.
+// `accumulate`: C += A * B. `stream`: C is written with non-temporal stores where the tile can
+// (only with a single depth block: later blocks would read C back); the caller fences.
 template <class Tile, typename T>
 void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
-                  const T* col_bias, bool accumulate = false) {
+                  const T* col_bias, bool accumulate = false, bool stream = false) {
   constexpr int64_t MR = Tile::MR, NR = Tile::NR;
   if (g.k == 0) {
     if (!accumulate) fill_bias(g, c, row_bias, col_bias);
@@ -164,7 +168,8 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
                                    ? PanelA<T>{a + i * g.a_rs + pc, g.a_rs, 1}
                                    : PanelA<T>{a_block + (ir - packed_from) * kc, 1, MR};
           const Epilogue<T> e{!first, first && row_bias ? row_bias + i : nullptr,
-                              first && col_bias ? col_bias + j : nullptr};
+                              first && col_bias ? col_bias + j : nullptr,
+                              stream && first && g.k <= kGemmKc};
           if (panel_width<Tile>(nr) == NR)
             Tile::template micro<NR>(kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
           else
@@ -216,6 +221,15 @@ void store_tile(const T* tile, int64_t nrp, T* c, int64_t ldc, int64_t mr, int64
 
 // ---------------------------------------------------------------------------- forward units
 
+// Outputs larger than this are written with non-temporal stores (as the NHWC depthwise
+// forward's): written once, they would only evict the inputs from cache.
+constexpr int64_t kPointwiseStreamBytes = 8 << 20;
+
+template <typename T>
+bool stream_output(const PointwiseParams& p) {
+  return p.batch * p.pixels * p.out_channels * int64_t(sizeof(T)) > kPointwiseStreamBytes;
+}
+
 template <class Tile, typename T>
 void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* weight,
                             const T* bias, T* output, int64_t begin, int64_t end) {
@@ -230,8 +244,9 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
                                    p.in_channels, p.pixels, p.pixels);
     gemm_blocked<Tile, T>(g, weight + o0 * p.in_channels, input + n * p.in_channels * p.pixels + p0,
                           output + (n * p.out_channels + o0) * p.pixels + p0,
-                          bias ? bias + o0 : nullptr, nullptr);
+                          bias ? bias + o0 : nullptr, nullptr, false, stream_output<T>(p));
   }
+  if (stream_output<T>(p)) Tile::fence();
 }
 
 template <class Tile, typename T>
@@ -240,7 +255,8 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
   const auto g = Gemm::row_major(end - begin, p.out_channels, p.in_channels, p.in_channels,
                                  p.out_channels, p.out_channels);
   gemm_blocked<Tile, T>(g, input + begin * p.in_channels, weight_t,
-                        output + begin * p.out_channels, nullptr, bias);
+                        output + begin * p.out_channels, nullptr, bias, false, stream_output<T>(p));
+  if (stream_output<T>(p)) Tile::fence();
 }
 
 // ---------------------------------------------------------------------------- weight gradient
