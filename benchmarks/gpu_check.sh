@@ -2,10 +2,12 @@
 # The prepared GPU check for a lent GPU machine (device tool: torch 2.11 + nvcc 13.0, no
 # internet). Run from the repository root:   bash benchmarks/gpu_check.sh
 # 1. builds the extension in place for the local GPU's arch only (pip -e, against the torch there),
-# 2. runs tests/test_cuda.py (and the registration test), 3. runs benchmarks/bench_cuda.py.
+# 2. runs tests/test_cuda.py (and the registration test), 3. runs benchmarks/bench_cuda.py,
+# 4. benchmarks/cuda_path_probes.py (both sides of the CUDA ops' implementation choices).
 # Everything lands under $OUT (or ./gpu_check_out): build.log, tests.log, junit.xml, bench_cuda.md,
-# bench_cuda.json, env.txt. Each stage has its own time limit so the whole stays under 8 minutes:
-# build <= 180 s, tests <= 150 s, benchmark <= 120 s (new shapes stop at 75 s): <= 450 s + setup.
+# bench_cuda.json, path_probes.md, env.txt. Each stage has its own time limit so the whole
+# stays under 8 minutes: build <= 180 s, tests <= 140 s, benchmark <= 120 s (new shapes stop at
+# 75 s), probes <= 30 s: <= 470 s + setup. Seen on an H100: 60 + 40 + 45 + ~15 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu_check_out}"
@@ -38,7 +40,7 @@ stamp "built"
 xdist=()
 "$PY" -c "import xdist" 2>/dev/null && xdist=(-n 8)
 stamp "tests/test_cuda.py ${xdist[*]}"
-timeout 150 "$PY" -m pytest -q -rs "${xdist[@]}" tests/test_cuda.py --junitxml="$OUT/junit.xml" \
+timeout 140 "$PY" -m pytest -q -rs "${xdist[@]}" tests/test_cuda.py --junitxml="$OUT/junit.xml" \
   > "$OUT/tests.log" 2>&1
 test_rc=$?
 tail -25 "$OUT/tests.log"
@@ -48,5 +50,8 @@ stamp "benchmark"
 timeout 120 "$PY" benchmarks/bench_cuda.py --out "$OUT" --reps 10 --budget-s 75 > "$OUT/bench.log" 2>&1
 bench_rc=$?
 tail -70 "$OUT/bench.log"
-stamp "benchmark rc=$bench_rc; done"
+stamp "benchmark rc=$bench_rc"
+timeout 30 "$PY" benchmarks/cuda_path_probes.py > "$OUT/path_probes.md" 2>&1
+cat "$OUT/path_probes.md"
+stamp "done"
 [ "$test_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

@@ -246,6 +246,36 @@ def test_separable_vs_torch(dtype, layout, k, stride, dilation, M):
         check(a, e, dtype, f"grad {name}", reduction=2 * 20 * 18 * k)
 
 
+@requires_cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+@pytest.mark.parametrize("layout", ("nchw", "cl"))
+@pytest.mark.parametrize("geom", [
+    # (C, M, Cout, kh, kw, stride, padding, dilation): shapes the fused kernel takes (kh * kw *
+    # output-channel tiles <= Cout), with and without 16-byte channel vectors.
+    (16, 1, 200, 3, 3, 1, 1, 1),
+    (16, 1, 64, 3, 3, 2, 1, 1),
+    (8, 2, 40, 3, 3, 1, 2, 2),
+    (24, 1, 136, 3, 5, (1, 2), (1, 2), 1),
+    (5, 1, 96, 3, 3, 1, 0, 1),
+], ids=lambda g: "c{}m{}o{}_{}x{}".format(*g[:5]))
+def test_separable_fused_forward(dtype, layout, geom):
+    C, M, Cout, kh, kw, stride, padding, dilation = geom
+    x = to_layout(torch.randn(2, C, 20, 18, dtype=torch.float64).to(DEV, dtype), layout)
+    dw = (torch.randn(C * M, 1, kh, kw, dtype=torch.float64) / (kh * kw) ** 0.5).to(DEV, dtype)
+    pw = (torch.randn(Cout, C * M, 1, 1, dtype=torch.float64) / (C * M) ** 0.5).to(DEV, dtype)
+    db = torch.randn(C * M, dtype=torch.float64).to(DEV, dtype)
+    pb = torch.randn(Cout, dtype=torch.float64).to(DEV, dtype)
+    args = dict(stride=stride, padding=padding, dilation=dilation)
+    y = sc.separable_conv2d(x, dw, pw, db, pb, **args)
+    assert y.is_contiguous(memory_format=expected_format(layout))
+    ref = R.ref_separable_conv2d(*(t.double() for t in (x, dw, pw, db, pb)), **args)
+    check(y, ref, dtype, "fused vs float64", reduction=kh * kw * C * M)
+    # The intermediate is rounded to dtype as the composition stores it: the two agree to the
+    # rounding of the output.
+    composed = sc.pointwise_conv2d(sc.depthwise_conv2d(x, dw, db, **args), pw, pb)
+    check(y, composed.double(), dtype, "fused vs composition", reduction=C * M)
+
+
 # --------------------------------------------------------------------------- gradcheck (float64)
 @requires_cuda
 @pytest.mark.parametrize("layout", ("nchw", "cl"))

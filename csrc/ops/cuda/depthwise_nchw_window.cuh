@@ -4,7 +4,6 @@
 // thread and feeds every output row of the group that uses it (up to V), from registers.
 //
 //   forward_nchw_window_kernel<K, S>:  K x K taps, stride S, dilation 1, taps in registers.
-//   forward_nchw_generic_kernel:       any kernel size, stride, dilation (taps read per use).
 //   backward_input_nchw_window_kernel<K, S, PHASE>: the input gradient at stride S > 1.
 //   backward_weight_nchw_window_kernel<K, S>: every tap of one channel accumulated in registers
 //       over the thread's columns, then a fixed-order block reduction (deterministic).
@@ -92,55 +91,6 @@ __global__ void __launch_bounds__(kWindowThreads)
       if (i < 0 || i >= K) continue;
 #pragma unroll
       for (int j = 0; j < K; ++j) acc[v] += in[j] * wr[i * K + j];
-    }
-  }
-  scalar_t* yp = y + (it.image * cout + it.channel) * p.out_h * p.out_w + it.col;
-#pragma unroll
-  for (int v = 0; v < V; ++v) {
-    const int64_t oh = it.row0 + v;
-    if (oh < p.out_h) yp[oh * p.out_w] = static_cast<scalar_t>(acc[v]);
-  }
-}
-
-// ------------------------------------------------------------------ forward, any geometry
-// Same work items with V rows per thread; each tap is read once per thread and applied to the
-// V rows, whose inputs come through the L1 cache. Also runs the stride-1 input gradient (the
-// forward of grad_output with the taps flipped), whose padding may be negative.
-template <typename scalar_t>
-__global__ void __launch_bounds__(kWindowThreads)
-    forward_nchw_generic_kernel(cpu::DepthwiseParams p, const scalar_t* __restrict__ x,
-                                const scalar_t* __restrict__ w, const scalar_t* __restrict__ bias,
-                                scalar_t* __restrict__ y, int64_t first_image, uint32_t items,
-                                uint32_t row_groups) {
-  using acc_t = acc_type<scalar_t>;
-  constexpr int V = kWindowRows;
-  const uint32_t item = blockIdx.x * kWindowThreads + threadIdx.x;
-  if (item >= items) return;
-  const uint32_t cout = static_cast<uint32_t>(p.channels * p.multiplier);
-  const WindowItem it = window_item(item, static_cast<uint32_t>(p.out_w), row_groups, cout,
-                                    first_image, V);
-  const int64_t in_plane = it.image * p.channels + it.channel / static_cast<uint32_t>(p.multiplier);
-  const int64_t ih0 = int64_t(it.row0) * p.stride_h - p.pad_top;
-  const int64_t iw0 = int64_t(it.col) * p.stride_w - p.pad_left;
-  const int kh = static_cast<int>(p.kernel_h), kw = static_cast<int>(p.kernel_w);
-  const scalar_t* xp = x + in_plane * p.in_h * p.in_w;
-  const scalar_t* wp = w + int64_t(it.channel) * kh * kw;
-
-  const acc_t b0 = bias != nullptr ? static_cast<acc_t>(bias[it.channel]) : acc_t(0);
-  acc_t acc[V];
-#pragma unroll
-  for (int v = 0; v < V; ++v) acc[v] = b0;
-  for (int i = 0; i < kh; ++i) {
-    const int64_t ih_i = ih0 + i * p.dilation_h;
-    for (int j = 0; j < kw; ++j) {
-      const int64_t iw = iw0 + j * p.dilation_w;
-      if (iw < 0 || iw >= p.in_w) continue;
-      const acc_t wv = static_cast<acc_t>(wp[i * kw + j]);
-#pragma unroll
-      for (int v = 0; v < V; ++v) {
-        const int64_t ih = ih_i + v * p.stride_h;
-        if (ih >= 0 && ih < p.in_h) acc[v] += static_cast<acc_t>(xp[ih * p.in_w + iw]) * wv;
-      }
     }
   }
   scalar_t* yp = y + (it.image * cout + it.channel) * p.out_h * p.out_w + it.col;

@@ -1,28 +1,38 @@
-// CUDA kernels of the pointwise (1x1) ops as a hand-written shared-memory tiled GEMM (no cuBLAS,
-// no cuDNN), float32/float64/float16/bfloat16 with float32 accumulation for the 16-bit types.
-//   forward NCHW:         out[n] (Cout x P) = W (Cout x Cin) * X[n] (Cin x P), bias per row
-//   forward channels_last: out (N*P x Cout) = X (N*P x Cin) * W^T (Cin x Cout), bias per column
-//   weight gradient:      dW (Cout x Cin) = sum over n of GY[n] (Cout x P) * X[n]^T (P x Cin),
-//                         split over the N*P reduction into a fixed number of slices whose
-//                         partial tiles go to a workspace and are summed in order (no atomics:
-//                         deterministic).
-// Operands are described by strides, so both layouts share one kernel. 64x64 output tile, K step
-// 16, 256 threads with 4x4 outputs each.
+// CUDA kernels of the pointwise (1x1) ops, hand-written (no cuBLAS, no cuDNN), float32/float64/
+// float16/bfloat16 with float32 accumulation for the 16-bit types.
+//   forward (and the input gradient, which autograd runs as the forward with W^T): one thread
+//     per pixel, a tile of output channels in registers (pointwise_rows.cuh), both layouts;
+//   weight gradient: dW (Cout x Cin) = sum over n of GY[n] (Cout x P) * X[n]^T (P x Cin) as a
+//     shared-memory tiled GEMM (64x64 output tile, 32 wide along a dimension of <= 32 channels;
+//     K step 16; each thread 4x4 outputs)
+//     split over the N*P reduction into a fixed number of slices whose partial tiles go to a
+//     workspace and are summed in order (no atomics: deterministic). Operands are described by
+//     strides, so both layouts share one kernel.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
 
 #include "../checks.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
+#include "pointwise_rows.cuh"
 
 namespace sepconv {
 namespace cuda {
 namespace {
 
-constexpr int kBM = 64, kBN = 64, kBK = 16, kThreads = 256;
+constexpr int kBK = 16;
+
+// Threads of a BM x BN tile: each computes 4 x 4 outputs.
+template <int BM, int BN>
+constexpr int tile_threads() {
+  return (BM / 4) * (BN / 4);
+}
 
 // Element (b, r, k) of an operand lives at b * batch + r * outer + k * inner; `outer` indexes
 // the GEMM's M (for A) or N (for B) dimension, `inner` the reduction.
@@ -30,30 +40,32 @@ struct Operand {
   int64_t batch, outer, inner;
 };
 
-// acc += A[m0:m0+64, k_begin:k_end] * B[k_begin:k_end, n0:n0+64], both already offset to their
-// batch. Out-of-range rows, columns and k are loaded as zeros.
-template <typename scalar_t, typename acc_t>
+// acc += A[m0:m0+BM, k_begin:k_end] * B[k_begin:k_end, n0:n0+BN], both already offset to their
+// batch. Out-of-range rows, columns and k are loaded as zeros. Thread (tx, ty) owns rows
+// ty + BM/4 * i and columns tx + BN/4 * j.
+template <typename scalar_t, typename acc_t, int BM, int BN>
 __device__ __forceinline__ void accumulate_tile(const scalar_t* __restrict__ A, Operand a,
                                                 int64_t M, int64_t m0,
                                                 const scalar_t* __restrict__ B, Operand b,
                                                 int64_t N, int64_t n0, int64_t k_begin,
                                                 int64_t k_end, acc_t (&acc)[4][4],
-                                                acc_t (*As)[kBM], acc_t (*Bs)[kBN]) {
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+                                                acc_t (*As)[BM], acc_t (*Bs)[BN]) {
+  constexpr int kThreads = tile_threads<BM, BN>();
+  const int tid = threadIdx.x, tx = tid % (BN / 4), ty = tid / (BN / 4);
   for (int64_t k0 = k_begin; k0 < k_end; k0 += kBK) {
     // Consecutive threads walk the operand's contiguous dimension, so the loads coalesce.
 #pragma unroll
-    for (int e = tid; e < kBM * kBK; e += kThreads) {
+    for (int e = tid; e < BM * kBK; e += kThreads) {
       int r, kk;
-      if (a.inner == 1) { r = e / kBK; kk = e % kBK; } else { r = e % kBM; kk = e / kBM; }
+      if (a.inner == 1) { r = e / kBK; kk = e % kBK; } else { r = e % BM; kk = e / BM; }
       const int64_t gr = m0 + r, gk = k0 + kk;
       As[kk][r] = (gr < M && gk < k_end) ? static_cast<acc_t>(A[gr * a.outer + gk * a.inner])
                                          : acc_t(0);
     }
 #pragma unroll
-    for (int e = tid; e < kBN * kBK; e += kThreads) {
+    for (int e = tid; e < BN * kBK; e += kThreads) {
       int c, kk;
-      if (b.outer == 1) { c = e % kBN; kk = e / kBN; } else { c = e / kBK; kk = e % kBK; }
+      if (b.outer == 1) { c = e % BN; kk = e / BN; } else { c = e / kBK; kk = e % kBK; }
       const int64_t gc = n0 + c, gk = k0 + kk;
       Bs[kk][c] = (gc < N && gk < k_end) ? static_cast<acc_t>(B[gc * b.outer + gk * b.inner])
                                          : acc_t(0);
@@ -63,9 +75,9 @@ __device__ __forceinline__ void accumulate_tile(const scalar_t* __restrict__ A, 
     for (int kk = 0; kk < kBK; ++kk) {
       acc_t av[4], bv[4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + 16 * i];
+      for (int i = 0; i < 4; ++i) av[i] = As[kk][ty + (BM / 4) * i];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + 16 * j];
+      for (int j = 0; j < 4; ++j) bv[j] = Bs[kk][tx + (BN / 4) * j];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -75,71 +87,39 @@ __device__ __forceinline__ void accumulate_tile(const scalar_t* __restrict__ A, 
   }
 }
 
-// C[b] = A[b] * B[b] (+ bias), b = blockIdx.y + k * gridDim.y; blockIdx.x enumerates 64x64 tiles.
-template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads)
-    gemm_kernel(const scalar_t* __restrict__ A, Operand a, const scalar_t* __restrict__ B,
-                Operand b, scalar_t* __restrict__ C, Operand c, const scalar_t* __restrict__ bias,
-                bool bias_per_row, int64_t batches, int64_t M, int64_t N, int64_t K,
-                int64_t tiles_n) {
-  using acc_t = acc_type<scalar_t>;
-  __shared__ acc_t As[kBK][kBM];
-  __shared__ acc_t Bs[kBK][kBN];
-  const int64_t m0 = (blockIdx.x / tiles_n) * kBM, n0 = (blockIdx.x % tiles_n) * kBN;
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  for (int64_t bi = blockIdx.y; bi < batches; bi += gridDim.y) {
-    acc_t acc[4][4] = {};
-    accumulate_tile<scalar_t, acc_t>(A + bi * a.batch, a, M, m0, B + bi * b.batch, b, N, n0, 0, K,
-                                     acc, As, Bs);
-    scalar_t* Cb = C + bi * c.batch;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int64_t r = m0 + ty + 16 * i;
-      if (r >= M) continue;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int64_t col = n0 + tx + 16 * j;
-        if (col >= N) continue;
-        acc_t v = acc[i][j];
-        if (bias != nullptr) v += static_cast<acc_t>(bias[bias_per_row ? r : col]);
-        Cb[r * c.outer + col * c.inner] = static_cast<scalar_t>(v);
-      }
-    }
-  }
-}
-
 // Weight gradient, stage 1: slice s of the flattened (image, pixel) reduction of length
-// batches * K for one 64x64 tile of dW; the partial tile goes to workspace[s][M][N].
-template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads)
+// batches * K for one BM x BN tile of dW; the partial tile goes to workspace[s][M][N]. The tile
+// is 32 wide where dW is that narrow (Cout or Cin <= 32), so fewer FMAs run on zero padding.
+template <typename scalar_t, int BM, int BN>
+__global__ void __launch_bounds__(tile_threads<BM, BN>())
     gemm_split_k_kernel(const scalar_t* __restrict__ A, Operand a, const scalar_t* __restrict__ B,
                         Operand b, acc_type<scalar_t>* __restrict__ workspace, int64_t batches,
                         int64_t M, int64_t N, int64_t K, int64_t tiles_n, int64_t splits) {
   using acc_t = acc_type<scalar_t>;
-  __shared__ acc_t As[kBK][kBM];
-  __shared__ acc_t Bs[kBK][kBN];
+  __shared__ acc_t As[kBK][BM];
+  __shared__ acc_t Bs[kBK][BN];
   const int64_t tile = blockIdx.x % (int64_t(gridDim.x) / splits);
   const int64_t s = blockIdx.x / (int64_t(gridDim.x) / splits);
-  const int64_t m0 = (tile / tiles_n) * kBM, n0 = (tile % tiles_n) * kBN;
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int64_t m0 = (tile / tiles_n) * BM, n0 = (tile % tiles_n) * BN;
+  const int tx = threadIdx.x % (BN / 4), ty = threadIdx.x / (BN / 4);
   const int64_t total = batches * K;
   const int64_t f_begin = s * total / splits, f_end = (s + 1) * total / splits;
   acc_t acc[4][4] = {};
   for (int64_t f = f_begin; f < f_end;) {
     const int64_t bi = f / K, k_begin = f % K;
     const int64_t k_end = std::min<int64_t>(K, k_begin + (f_end - f));
-    accumulate_tile<scalar_t, acc_t>(A + bi * a.batch, a, M, m0, B + bi * b.batch, b, N, n0,
-                                     k_begin, k_end, acc, As, Bs);
+    accumulate_tile<scalar_t, acc_t, BM, BN>(A + bi * a.batch, a, M, m0, B + bi * b.batch, b, N,
+                                             n0, k_begin, k_end, acc, As, Bs);
     f += k_end - k_begin;
   }
   acc_t* out = workspace + s * M * N;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int64_t r = m0 + ty + 16 * i;
+    const int64_t r = m0 + ty + (BM / 4) * i;
     if (r >= M) continue;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int64_t col = n0 + tx + 16 * j;
+      const int64_t col = n0 + tx + (BN / 4) * j;
       if (col < N) out[r * N + col] = acc[i][j];
     }
   }
@@ -176,24 +156,34 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   // A = GY[n] (Cout x P), B = X[n]^T (P x Cin).
   const Operand a = channels_last ? Operand{pixels * cout, 1, cout} : Operand{cout * pixels, pixels, 1};
   const Operand b = channels_last ? Operand{pixels * cin, 1, cin} : Operand{cin * pixels, pixels, 1};
-  const int64_t tiles_n = ceil_div(cin, kBN), tiles = ceil_div(cout, kBM) * tiles_n;
   const int device = input.get_device();
-  // Slices: enough blocks to fill the GPU, each slice at least 256 reduction steps long. A pure
-  // function of shape and device, so the summation order never changes between runs.
-  const int64_t target = int64_t(multiprocessor_count(device)) * 2;
-  const int64_t splits = std::max<int64_t>(
-      1, std::min(ceil_div(target, tiles), ceil_div(batch * pixels, 256)));
-  const unsigned int blocks = grid_size(tiles * splits, op);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "pointwise_backward_weight_cuda", [&] {
     using acc_t = acc_type<scalar_t>;
-    at::Tensor workspace = at::empty({splits, cout, cin},
-                                     input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-    gemm_split_k_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(
-        gy.const_data_ptr<scalar_t>(), a, x.const_data_ptr<scalar_t>(), b,
-        workspace.data_ptr<acc_t>(), batch, cout, cin, pixels, tiles_n, splits);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    int64_t splits = 1;
+    at::Tensor workspace;
+    auto launch = [&](auto bm_tag, auto bn_tag) {
+      constexpr int BM = decltype(bm_tag)::value, BN = decltype(bn_tag)::value;
+      constexpr int threads = tile_threads<BM, BN>();
+      const int64_t tiles_n = ceil_div(cin, BN), tiles = ceil_div(cout, BM) * tiles_n;
+      // Slices: about 512 threads' worth of blocks per multiprocessor, each slice at least 256
+      // reduction steps long. A pure function of shape and device, so the summation order never
+      // changes between runs.
+      const int64_t target = int64_t(multiprocessor_count(device)) * (512 / threads);
+      splits = std::max<int64_t>(1, std::min(ceil_div(target, tiles), ceil_div(batch * pixels, 256)));
+      workspace = at::empty({splits, cout, cin},
+                            input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+      gemm_split_k_kernel<scalar_t, BM, BN><<<grid_size(tiles * splits, op), threads, 0, stream>>>(
+          gy.const_data_ptr<scalar_t>(), a, x.const_data_ptr<scalar_t>(), b,
+          workspace.data_ptr<acc_t>(), batch, cout, cin, pixels, tiles_n, splits);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    using std::integral_constant;
+    if (cout <= 32 && cin <= 32) launch(integral_constant<int, 32>(), integral_constant<int, 32>());
+    else if (cout <= 32) launch(integral_constant<int, 32>(), integral_constant<int, 64>());
+    else if (cin <= 32) launch(integral_constant<int, 64>(), integral_constant<int, 32>());
+    else launch(integral_constant<int, 64>(), integral_constant<int, 64>());
     const int64_t count = cout * cin;
     const int64_t sum_blocks = std::min<int64_t>(ceil_div(count, 256), 65535);
     sum_splits_kernel<scalar_t><<<static_cast<unsigned int>(sum_blocks), 256, 0, stream>>>(
@@ -215,32 +205,36 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
   at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
   if (output.numel() == 0) return output;
   const int64_t batch = input.size(0), cin = input.size(1), cout = out_size[1];
-  const int64_t pixels = input.size(2) * input.size(3);
-  const at::Tensor w = weight.reshape({cout, cin}).contiguous();
+  const int64_t plane = input.size(2) * input.size(3), pixels = batch * plane;
+  TORCH_CHECK(cin <= std::numeric_limits<int32_t>::max() && cout <= std::numeric_limits<int32_t>::max(),
+              op, ": too many channels for the CUDA kernel");
+  // W^T (Cin x Cout), so the kernel's weight-tile reads coalesce. For the input gradient the
+  // weight is already a transposed view and this copies nothing.
+  const at::Tensor wt = weight.reshape({cout, cin}).t().contiguous();
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const bool channels_last = fmt == kChannelsLast;
   const at::Tensor x = input.contiguous(fmt);
-  // NCHW: per image, A = W (Cout x Cin), B = X[n] (Cin x P), C = Y[n] (Cout x P).
-  // channels_last: one GEMM, A = X (N*P x Cin), B = W^T (Cin x Cout), C = Y (N*P x Cout).
-  const int64_t M = channels_last ? batch * pixels : cout;
-  const int64_t N = channels_last ? cout : pixels;
-  const int64_t batches = channels_last ? 1 : batch;
-  const Operand a = channels_last ? Operand{0, cin, 1} : Operand{0, cin, 1};
-  const Operand bo = channels_last ? Operand{0, cin, 1} : Operand{cin * pixels, 1, pixels};
-  const Operand c = channels_last ? Operand{0, cout, 1} : Operand{cout * pixels, pixels, 1};
-  const int64_t tiles_n = ceil_div(N, kBN);
-  const unsigned int blocks = grid_size(ceil_div(M, kBM) * tiles_n, op);
-  const unsigned int grid_y = static_cast<unsigned int>(std::min<int64_t>(batches, 65535));
+  const int co_tile = rows_co_tile(pixels, cout, input.get_device());
+  const int64_t co_tiles = ceil_div(cout, co_tile);
+  const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "pointwise_conv2d_cuda", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t* wp = w.const_data_ptr<scalar_t>();
-    gemm_kernel<scalar_t><<<dim3(blocks, grid_y), kThreads, 0, stream>>>(
-        channels_last ? xp : wp, a, channels_last ? wp : xp, bo, output.data_ptr<scalar_t>(), c,
-        b.defined() ? b.const_data_ptr<scalar_t>() : nullptr, /*bias_per_row=*/!channels_last,
-        batches, M, N, cin, tiles_n);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const scalar_t* wp = wt.const_data_ptr<scalar_t>();
+    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* yp = output.data_ptr<scalar_t>();
+    constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
+    const bool vectors = channels_last && cin % kVec == 0 && cout % kVec == 0 &&
+                         reinterpret_cast<uintptr_t>(xp) % 16 == 0 &&
+                         reinterpret_cast<uintptr_t>(yp) % 16 == 0;
+    with_rows_config<scalar_t>(co_tile, channels_last, vectors, [&](auto co, auto cl, auto vec) {
+      pointwise_rows_kernel<scalar_t, decltype(co)::value, decltype(cl)::value, decltype(vec)::value>
+          <<<blocks, kRowsThreads, 0, stream>>>(xp, wp, bp, yp, pixels, plane,
+                                                static_cast<int>(cin), static_cast<int>(cout),
+                                                static_cast<int>(co_tiles));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
   });
   return output;
 }

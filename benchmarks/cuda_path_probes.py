@@ -1,0 +1,86 @@
+"""Where the CUDA ops choose between two implementations, time both on the benchmark shapes:
+1. depthwise weight gradient of channels_last tensors: read in place (the NHWC kernel) vs
+   converted to NCHW first (two transposes, then the NCHW register-window kernel);
+2. separable forward: the fused kernel (what separable_conv2d runs on these shapes) vs the
+   composition depthwise then pointwise (intermediate in global memory).
+Same timing method as bench_cuda.py (interleaved, L2 flushed, device time). Prints markdown
+tables; they decide which path each dispatcher should prefer.
+
+    python benchmarks/cuda_path_probes.py [--reps 10]
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cuda import DW_SHAPES, N, SEP_SHAPES, Timer  # noqa: E402
+
+import sepconv_ext as sc  # noqa: E402
+
+ops = torch.ops.sepconv
+
+
+def weight_grad_layouts(timer, reps):
+    print(f"# {torch.cuda.get_device_name(0)}: channels_last depthwise weight gradient, N={N}, ms")
+    print("| dtype | shape | in place (NHWC kernel) | via NCHW (transposes + NCHW kernel) | NCHW / in place |")
+    print("|---|---|---|---|---|")
+    for dtype in (torch.float16, torch.float32):
+        for C, HW, k, s in DW_SHAPES:
+            if k > 7:
+                continue  # no NHWC kernel for these: both take the same path
+            x = torch.randn(N, C, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+            Ho = (HW + 2 * (k // 2) - k) // s + 1
+            gy = torch.randn(N, C, Ho, Ho, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+            geo = ([k, k], [s, s], [k // 2] * 4, [1, 1])
+
+            def in_place():
+                ops._depthwise_conv2d_backward_weight(gy, x, *geo)
+
+            def via_nchw():
+                ops._depthwise_conv2d_backward_weight(gy.contiguous(), x.contiguous(), *geo)
+
+            a = ops._depthwise_conv2d_backward_weight(gy, x, *geo).double()
+            b = ops._depthwise_conv2d_backward_weight(gy.contiguous(), x.contiguous(), *geo).double()
+            err = ((a - b).norm() / b.norm()).item()
+            t_in, t_nchw = timer.interleaved([in_place, via_nchw], reps)
+            print(f"| {str(dtype)[6:]} | C{C} {HW}x{HW} k{k} s{s} | {t_in:.3f} | {t_nchw:.3f} | "
+                  f"{t_nchw / t_in:.2f} (rel diff {err:.1e}) |", flush=True)
+
+
+def separable_fused_vs_composition(timer, reps):
+    print(f"\n# separable forward (3x3), N={N}, ms")
+    print("| dtype | layout | shape | separable_conv2d | depthwise then pointwise | composition / op |")
+    print("|---|---|---|---|---|---|")
+    for dtype, fmt in ((torch.float32, torch.contiguous_format), (torch.float16, torch.channels_last)):
+        for Cin, Cout, HW, s in SEP_SHAPES:
+            x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+            dw = torch.randn(Cin, 1, 3, 3, device="cuda", dtype=dtype) / 3
+            pw = torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5
+            pb = torch.randn(Cout, device="cuda", dtype=dtype)
+
+            def op():
+                sc.separable_conv2d(x, dw, pw, None, pb, stride=s, padding=1)
+
+            def composed():
+                sc.pointwise_conv2d(sc.depthwise_conv2d(x, dw, None, stride=s, padding=1), pw, pb)
+
+            with torch.no_grad():
+                t_op, t_comp = timer.interleaved([op, composed], reps)
+            layout = "cl" if fmt == torch.channels_last else "nchw"
+            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} s{s} | {t_op:.3f} | {t_comp:.3f} | "
+                  f"{t_comp / t_op:.2f} |", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=10)
+    args = ap.parse_args()
+    timer = Timer()
+    weight_grad_layouts(timer, args.reps)
+    separable_fused_vs_composition(timer, args.reps)
+
+
+if __name__ == "__main__":
+    main()
