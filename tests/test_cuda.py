@@ -173,6 +173,74 @@ def test_depthwise_input_gradient_uneven_and_negative_flipped_padding(dtype, lay
 
 
 @requires_cuda
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float16), ids=dt_id)
+def test_depthwise_cl_weight_gradient_chunks_and_channel_blocks(dtype):
+    # The in-place channels_last weight gradient with several pixel chunks (summed by
+    # sum_chunks_nhwc_kernel), and with more than 64 channel groups (two channel blocks, the last
+    # partly empty).
+    run_depthwise(dtype, "cl", 2, 8, 1, 64, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1))
+    run_depthwise(dtype, "cl", 1, 528, 1, 12, 12, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1))
+
+
+def misaligned_cl(t):
+    """The same values, channels_last, one element past a 16-byte boundary."""
+    n, c, h, w = t.shape
+    base = torch.empty(n * h * w * c + 1, dtype=t.dtype, device=t.device)
+    view = base[1:].view(n, h, w, c).permute(0, 3, 1, 2)
+    view.copy_(t)
+    assert view.is_contiguous(memory_format=torch.channels_last) and view.data_ptr() % 16 != 0
+    return view
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+def test_misaligned_channels_last_pointers_take_scalar_paths(dtype):
+    g = torch.Generator().manual_seed(3)
+    x64 = torch.randn(2, 16, 10, 9, generator=g, dtype=torch.float64)
+    dw64 = torch.randn(16, 1, 3, 3, generator=g, dtype=torch.float64) / 3
+    pw64 = torch.randn(200, 16, 1, 1, generator=g, dtype=torch.float64) / 4
+    b64 = torch.randn(17, generator=g, dtype=torch.float64)
+    x = misaligned_cl(x64.to(DEV, dtype))
+    dw, pw = dw64.to(DEV, dtype), pw64.to(DEV, dtype)
+    bias = b64.to(DEV, dtype)[1:]  # misaligned bias
+    xr, dwr, pwr, br = x.double(), dw.double(), pw.double(), bias.double()
+    check(sc.depthwise_conv2d(x, dw, bias, padding=1), R.ref_depthwise_conv2d(xr, dwr, br, padding=1),
+          dtype, "depthwise forward", reduction=9)
+    check(sc.pointwise_conv2d(x, pw), R.ref_pointwise_conv2d(xr, pwr), dtype, "pointwise", reduction=16)
+    check(sc.separable_conv2d(x, dw, pw, bias, None, padding=1),
+          R.ref_separable_conv2d(xr, dwr, pwr, br, None, padding=1), dtype, "separable", reduction=144)
+    gy = misaligned_cl(torch.randn(2, 16, 10, 9, generator=g, dtype=torch.float64).to(DEV, dtype))
+    gw = ops._depthwise_conv2d_backward_weight(gy, x, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
+    xr_ = xr.detach().requires_grad_()
+    wr_ = dwr.detach().requires_grad_()
+    R.ref_depthwise_conv2d(xr_, wr_, None, padding=1).backward(gy.double())
+    check(gw, wr_.grad, dtype, "weight gradient", reduction=180)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+@pytest.mark.parametrize("layout", ("nchw", "cl"))
+@pytest.mark.parametrize("cout", (24, 48))
+def test_pointwise_and_fused_wide_channel_tiles(dtype, layout, cout):
+    # Enough pixels (4 x 96 x 96) that the output-channel tile stays 32 (Cout 24) or 64 (Cout 48,
+    # a partly empty tile): smaller problems halve it to 16.
+    g = torch.Generator().manual_seed(4)
+    x = to_layout(torch.randn(4, 32, 96, 96, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
+    pw = (torch.randn(cout, 32, 1, 1, generator=g, dtype=torch.float64) / 32 ** 0.5).to(DEV, dtype)
+    dw = (torch.randn(32, 1, 3, 3, generator=g, dtype=torch.float64) / 3).to(DEV, dtype)
+    pb = torch.randn(cout, generator=g, dtype=torch.float64).to(DEV, dtype)
+    xr, pwr, dwr, pbr = x.double(), pw.double(), dw.double(), pb.double()
+    check(sc.pointwise_conv2d(x, pw, pb), R.ref_pointwise_conv2d(xr, pwr, pbr), dtype, "pointwise",
+          reduction=32)
+    check(sc.separable_conv2d(x, dw, pw, None, pb, padding=1),
+          R.ref_separable_conv2d(xr, dwr, pwr, None, pbr, padding=1), dtype, "separable",
+          reduction=288)
+    check(sc.separable_conv2d(x, dw, pw, None, None, padding=1),  # both biases absent
+          R.ref_separable_conv2d(xr, dwr, pwr, None, None, padding=1), dtype, "separable, no biases",
+          reduction=288)
+
+
+@requires_cuda
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
 def test_depthwise_huge_dilated_kernel_global_memory_path(layout):
     # The staged windows would exceed 48 KiB of shared memory: the kernels read global memory.

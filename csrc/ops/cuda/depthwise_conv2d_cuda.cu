@@ -490,20 +490,29 @@ void launch_forward_nchw(const DepthwiseParams& p, const scalar_t* x, const scal
                          const scalar_t* bias, scalar_t* y, cudaStream_t stream, const char* op) {
   if (window_kernel_size(p) == 0) {
     using acc_t = acc_type<scalar_t>;
+    const int64_t cout = p.channels * p.multiplier;
     const int64_t tiles_h = ceil_div(p.out_h, kTileH), tiles_w = ceil_div(p.out_w, kTileW);
-    const unsigned int blocks = grid_size(p.batch * (p.channels * p.multiplier) * tiles_h * tiles_w, op);
     const int64_t in_tile_h = (kTileH - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
     const int64_t in_tile_w = (kTileW - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
     const size_t smem = size_t(p.kernel_h * p.kernel_w + in_tile_h * in_tile_w) * sizeof(acc_t);
     const dim3 threads(kThreadsX, kThreadsY);
-    if (smem <= kMaxDynamicSmem) {
-      forward_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
-          p, x, w, bias, y, tiles_w, tiles_h, static_cast<int>(in_tile_h), static_cast<int>(in_tile_w));
-    } else {
-      forward_nchw_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
-          p, x, w, bias, y, tiles_w, tiles_h, 0, 0);
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // One block per tile; the batch in launches whose grids fit (blocks counted as items).
+    const int64_t blocks_per_image = cout * tiles_h * tiles_w;
+    for_each_launch(p.batch, blocks_per_image, 1, op, [&](int64_t n0, uint32_t items,
+                                                         unsigned int blocks) {
+      DepthwiseParams q = p;
+      q.batch = items / blocks_per_image;
+      const scalar_t* xq = x + n0 * p.channels * p.in_h * p.in_w;
+      scalar_t* yq = y + n0 * cout * p.out_h * p.out_w;
+      if (smem <= kMaxDynamicSmem) {
+        forward_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
+            q, xq, w, bias, yq, tiles_w, tiles_h, static_cast<int>(in_tile_h),
+            static_cast<int>(in_tile_w));
+      } else {
+        forward_nchw_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
+            q, xq, w, bias, yq, tiles_w, tiles_h, 0, 0);
+      }
+    });
     return;
   }
   const int64_t row_groups = ceil_div(p.out_h, kWindowRows);
