@@ -1,6 +1,6 @@
 // channels_last depthwise weight gradient read in place (no conversion of input and grad_output
-// to NCHW, which cost two full transposes): K x K in {3, 5, 7}, any stride and dilation,
-// multiplier 1, C a multiple of VEC.
+// to NCHW, which cost two full transposes): K x K (the dispatcher runs it for 3x3, where it
+// wins; see backward_weight_nhwc), any stride and dilation, multiplier 1, C a multiple of VEC.
 //
 // Block (channel block, chunk of output pixels). Thread (lane, g) owns the VEC channels of group
 // g and walks the chunk's pixels lane, lane + lanes, ...: one vector load of grad_output per
