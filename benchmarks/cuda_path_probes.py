@@ -1,8 +1,11 @@
 """Where the CUDA ops choose between two implementations, time both on the benchmark shapes:
 1. depthwise weight gradient of channels_last tensors: read in place (the NHWC kernel) vs
    converted to NCHW first (two transposes, then the NCHW register-window kernel);
-2. separable forward: the fused kernel (what separable_conv2d runs on these shapes) vs the
-   composition depthwise then pointwise (intermediate in global memory).
+2. pointwise forward: the rows kernel (a pixel per thread) vs the tiled GEMM
+   (SEPCONV_CUDA_POINTWISE=rows|gemm);
+3. separable forward: the fused GEMM (depthwise values computed into its B tiles) vs the
+   composition depthwise then pointwise, intermediate in global memory
+   (SEPCONV_CUDA_SEPARABLE=fused|composed).
 Same timing method as bench_cuda.py (interleaved, L2 flushed, device time). Prints markdown
 tables; they decide which path each dispatcher should prefer.
 
@@ -15,7 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_cuda import DW_SHAPES, N, SEP_SHAPES, Timer  # noqa: E402
+from bench_cuda import DW_SHAPES, N, PW_SHAPES, SEP_SHAPES, Timer  # noqa: E402
 
 import sepconv_ext as sc  # noqa: E402
 
@@ -28,10 +31,10 @@ def weight_grad_layouts(timer, reps):
     print("|---|---|---|---|---|")
     for dtype in (torch.float16, torch.float32):
         for C, HW, k, s in DW_SHAPES:
-            if k > 7:
-                continue  # no NHWC kernel for these: both take the same path
-            x = torch.randn(N, C, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
             Ho = (HW + 2 * (k // 2) - k) // s + 1
+            if k != 3 or Ho * Ho < 100:
+                continue  # the op reads in place only here: elsewhere both sides are the NCHW path
+            x = torch.randn(N, C, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
             gy = torch.randn(N, C, Ho, Ho, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
             geo = ([k, k], [s, s], [k // 2] * 4, [1, 1])
 
@@ -49,28 +52,65 @@ def weight_grad_layouts(timer, reps):
                   f"{t_nchw / t_in:.2f} (rel diff {err:.1e}) |", flush=True)
 
 
+def forced(var, value, fn):
+    """fn run with the environment variable `var` (read by the op on every call) set to value."""
+    def run():
+        os.environ[var] = value
+        try:
+            fn()
+        finally:
+            del os.environ[var]
+    return run
+
+
+def both_paths(timer, reps, var, a, b, fn):
+    """Interleaved device times of fn forced down path a and down path b, and the relative
+    difference of their results."""
+    with torch.no_grad():
+        outs = {}
+        for v in (a, b):
+            forced(var, v, lambda v=v: outs.__setitem__(v, fn()))()
+        ra, rb = outs[a].double(), outs[b].double()
+        err = ((ra - rb).norm() / rb.norm()).item()
+        ta, tb = timer.interleaved([forced(var, a, fn), forced(var, b, fn)], reps)
+    return ta, tb, err
+
+
+LAYOUTS = ((torch.float32, torch.contiguous_format), (torch.float16, torch.channels_last))
+
+
+def pointwise_rows_vs_gemm(timer, reps):
+    print(f"\n# pointwise forward, N={N}, ms")
+    print("| dtype | layout | shape | rows kernel | tiled GEMM | rows / GEMM |")
+    print("|---|---|---|---|---|---|")
+    for dtype, fmt in LAYOUTS:
+        for Cin, Cout, HW in PW_SHAPES:
+            x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+            w = torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5
+            b = torch.randn(Cout, device="cuda", dtype=dtype)
+            t_rows, t_gemm, err = both_paths(timer, reps, "SEPCONV_CUDA_POINTWISE", "rows", "gemm",
+                                             lambda: ops.pointwise_conv2d(x, w, b))
+            layout = "cl" if fmt == torch.channels_last else "nchw"
+            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {t_rows:.3f} | {t_gemm:.3f} | "
+                  f"{t_rows / t_gemm:.2f} (rel diff {err:.1e}) |", flush=True)
+
+
 def separable_fused_vs_composition(timer, reps):
     print(f"\n# separable forward (3x3), N={N}, ms")
-    print("| dtype | layout | shape | separable_conv2d | depthwise then pointwise | composition / op |")
+    print("| dtype | layout | shape | fused GEMM | depthwise then pointwise | composition / fused |")
     print("|---|---|---|---|---|---|")
-    for dtype, fmt in ((torch.float32, torch.contiguous_format), (torch.float16, torch.channels_last)):
+    for dtype, fmt in LAYOUTS:
         for Cin, Cout, HW, s in SEP_SHAPES:
             x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
             dw = torch.randn(Cin, 1, 3, 3, device="cuda", dtype=dtype) / 3
             pw = torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5
             pb = torch.randn(Cout, device="cuda", dtype=dtype)
-
-            def op():
-                sc.separable_conv2d(x, dw, pw, None, pb, stride=s, padding=1)
-
-            def composed():
-                sc.pointwise_conv2d(sc.depthwise_conv2d(x, dw, None, stride=s, padding=1), pw, pb)
-
-            with torch.no_grad():
-                t_op, t_comp = timer.interleaved([op, composed], reps)
+            t_fused, t_comp, err = both_paths(
+                timer, reps, "SEPCONV_CUDA_SEPARABLE", "fused", "composed",
+                lambda: sc.separable_conv2d(x, dw, pw, None, pb, stride=s, padding=1))
             layout = "cl" if fmt == torch.channels_last else "nchw"
-            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} s{s} | {t_op:.3f} | {t_comp:.3f} | "
-                  f"{t_comp / t_op:.2f} |", flush=True)
+            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} s{s} | {t_fused:.3f} | {t_comp:.3f} | "
+                  f"{t_comp / t_fused:.2f} (rel diff {err:.1e}) |", flush=True)
 
 
 def main():
@@ -79,6 +119,7 @@ def main():
     args = ap.parse_args()
     timer = Timer()
     weight_grad_layouts(timer, args.reps)
+    pointwise_rows_vs_gemm(timer, args.reps)
     separable_fused_vs_composition(timer, args.reps)
 
 

@@ -267,7 +267,10 @@ def test_depthwise_sum_backward_expanded_grad(dtype):
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7, 4), (3, 64, 9, 9, 96), (1, 17, 65, 3, 130), (2, 130, 1, 1, 7)],
                          ids=lambda s: "n{}c{}_{}x{}_o{}".format(*s))
 @pytest.mark.parametrize("weight_2d", (False, True))
-def test_pointwise_vs_torch(dtype, layout, shape, weight_2d):
+@pytest.mark.parametrize("kernel", ("auto", "rows", "gemm"))
+def test_pointwise_vs_torch(dtype, layout, shape, weight_2d, kernel, monkeypatch):
+    if kernel != "auto":  # both forward kernels (the input gradient runs the forward too)
+        monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", kernel)
     N, Cin, H, W, Cout = shape
     x = to_layout(torch.randn(N, Cin, H, W, dtype=torch.float64).to(DEV, dtype), layout).requires_grad_()
     wshape = (Cout, Cin) if weight_2d else (Cout, Cin, 1, 1)
@@ -318,15 +321,18 @@ def test_separable_vs_torch(dtype, layout, k, stride, dilation, M):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
 @pytest.mark.parametrize("geom", [
-    # (C, M, Cout, kh, kw, stride, padding, dilation): shapes the fused kernel takes (kh * kw *
-    # output-channel tiles <= Cout), with and without 16-byte channel vectors.
+    # (C, M, Cout, kh, kw, stride, padding, dilation), forced down each path: K of 16 to 40
+    # (partial K steps), 1 to 4 output-channel tiles, multipliers, dilation, strides, no padding.
     (16, 1, 200, 3, 3, 1, 1, 1),
     (16, 1, 64, 3, 3, 2, 1, 1),
     (8, 2, 40, 3, 3, 1, 2, 2),
     (24, 1, 136, 3, 5, (1, 2), (1, 2), 1),
     (5, 1, 96, 3, 3, 1, 0, 1),
+    (4, 1, 8, 7, 7, 2, 3, 1),
 ], ids=lambda g: "c{}m{}o{}_{}x{}".format(*g[:5]))
-def test_separable_fused_forward(dtype, layout, geom):
+@pytest.mark.parametrize("path", ("fused", "composed"))
+def test_separable_fused_forward(dtype, layout, geom, path, monkeypatch):
+    monkeypatch.setenv("SEPCONV_CUDA_SEPARABLE", path)
     C, M, Cout, kh, kw, stride, padding, dilation = geom
     x = to_layout(torch.randn(2, C, 20, 18, dtype=torch.float64).to(DEV, dtype), layout)
     dw = (torch.randn(C * M, 1, kh, kw, dtype=torch.float64) / (kh * kw) ** 0.5).to(DEV, dtype)
@@ -342,6 +348,40 @@ def test_separable_fused_forward(dtype, layout, geom):
     # rounding of the output.
     composed = sc.pointwise_conv2d(sc.depthwise_conv2d(x, dw, db, **args), pw, pb)
     check(y, composed.double(), dtype, "fused vs composition", reduction=C * M)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
+@pytest.mark.parametrize("layout", ("nchw", "cl"))
+@pytest.mark.parametrize("shape", [
+    # (N, Cin, H, W, Cout): split K (2 tiles, 30 K steps -> 7 slices, a partial last one),
+    # 128-pixel tiles straddling images (plane 143), a partial third row tile, K of one partial step.
+    # (2, 200, ...): 16-byte vector loads (channels_last) with a partial last K step.
+    (2, 960, 7, 7, 100), (3, 70, 13, 11, 130), (5, 9, 6, 5, 65), (2, 200, 5, 5, 70),
+], ids=lambda s: "n{}c{}_{}x{}_o{}".format(*s))
+@pytest.mark.parametrize("bias", (True, False))
+def test_pointwise_gemm_tiles_and_split_k(dtype, layout, shape, bias, monkeypatch):
+    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "gemm")
+    N, Cin, H, W, Cout = shape
+    g = torch.Generator().manual_seed(5)
+    x = to_layout(torch.randn(N, Cin, H, W, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
+    w = (torch.randn(Cout, Cin, 1, 1, generator=g, dtype=torch.float64) / Cin ** 0.5).to(DEV, dtype)
+    b = torch.randn(Cout, generator=g, dtype=torch.float64).to(DEV, dtype) if bias else None
+    y = sc.pointwise_conv2d(x, w, b)
+    assert y.is_contiguous(memory_format=expected_format(layout))
+    ref = R.ref_pointwise_conv2d(x.double(), w.double(), None if b is None else b.double())
+    check(y, ref, dtype, "gemm forward", reduction=Cin)
+    assert torch.equal(y, sc.pointwise_conv2d(x, w, b)), "split-K sums must be repeatable"
+    if layout == "cl":  # misaligned input: element loads instead of vectors, the same sums
+        assert torch.equal(y, sc.pointwise_conv2d(misaligned_cl(x), w, b))
+
+
+@requires_cuda
+def test_forced_cuda_path_must_be_a_known_kernel(monkeypatch):
+    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "cublas")
+    x = torch.randn(1, 4, 3, 3, device=DEV)
+    with pytest.raises(RuntimeError, match="SEPCONV_CUDA_POINTWISE must be 'rows' or 'gemm'"):
+        sc.pointwise_conv2d(x, torch.randn(5, 4, 1, 1, device=DEV))
 
 
 # --------------------------------------------------------------------------- gradcheck (float64)

@@ -9,6 +9,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace sepconv {
@@ -30,6 +32,18 @@ inline unsigned int grid_size(int64_t blocks, const char* op) {
   TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op,
               ": problem too large for one launch (", blocks, " thread blocks)");
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
+}
+
+// Where a dispatcher chooses between two kernels, an environment variable can force one (the
+// tests run both; benchmarks/cuda_path_probes.py times both): returns `automatic` when `name` is
+// unset or empty, else its value, which must be one of `a` and `b`.
+inline const char* forced_path(const char* name, const char* automatic, const char* a,
+                               const char* b) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return automatic;
+  TORCH_CHECK(std::strcmp(v, a) == 0 || std::strcmp(v, b) == 0, name, " must be '", a, "' or '",
+              b, "', got '", v, "'");
+  return v;
 }
 
 inline int multiprocessor_count(int device) {

@@ -1,7 +1,10 @@
 // CUDA kernels of the pointwise (1x1) ops, hand-written (no cuBLAS, no cuDNN), float32/float64/
 // float16/bfloat16 with float32 accumulation for the 16-bit types.
-//   forward (and the input gradient, which autograd runs as the forward with W^T): one thread
-//     per pixel, a tile of output channels in registers (pointwise_rows.cuh), both layouts;
+//   forward (and the input gradient, which autograd runs as the forward with W^T), both layouts:
+//     a tiled GEMM over all pixels of the batch (pointwise_gemm.cuh: tensor cores for the 16-bit
+//     types, split K when the tiles are few), or for small GEMMs (Cout <= 32 and Cin <= 64) one
+//     thread per pixel with a tile of output channels in registers (pointwise_rows.cuh), which
+//     reads x once and wastes no FMA on a 64-row tile of 16 or 32 channels;
 //   weight gradient: dW (Cout x Cin) = sum over n of GY[n] (Cout x P) * X[n]^T (P x Cin) as a
 //     shared-memory tiled GEMM (64x64 output tile, 32 wide along a dimension of <= 32 channels;
 //     K step 16; each thread 4x4 outputs)
@@ -14,12 +17,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
 #include "../checks.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
+#include "pointwise_gemm.cuh"
 #include "pointwise_rows.cuh"
 
 namespace sepconv {
@@ -208,26 +213,39 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
   const int64_t plane = input.size(2) * input.size(3), pixels = batch * plane;
   TORCH_CHECK(cin <= std::numeric_limits<int32_t>::max() && cout <= std::numeric_limits<int32_t>::max(),
               op, ": too many channels for the CUDA kernel");
-  // W^T (Cin x Cout), so the kernel's weight-tile reads coalesce. For the input gradient the
-  // weight is already a transposed view and this copies nothing.
-  const at::Tensor wt = weight.reshape({cout, cin}).t().contiguous();
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
-  const auto stream = c10::cuda::getCurrentCUDAStream();
   const bool channels_last = fmt == kChannelsLast;
   const at::Tensor x = input.contiguous(fmt);
+  const bool small = cout <= 32 && cin <= 64;
+  const bool gemm = std::strcmp(forced_path("SEPCONV_CUDA_POINTWISE", small ? "rows" : "gemm",
+                                            "rows", "gemm"), "gemm") == 0;
+  // The GEMM reads W (Cout x Cin) along its rows; the rows kernel W^T (Cin x Cout), so its
+  // weight-tile reads coalesce. For the input gradient the weight is a transposed view, and the
+  // rows kernel's operand copies nothing.
+  const at::Tensor w = gemm ? weight.reshape({cout, cin}).contiguous()
+                            : weight.reshape({cout, cin}).t().contiguous();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   const int co_tile = rows_co_tile(pixels, cout, input.get_device());
   const int64_t co_tiles = ceil_div(cout, co_tile);
-  const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "pointwise_conv2d_cuda", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t* wp = wt.const_data_ptr<scalar_t>();
+    const scalar_t* wp = w.const_data_ptr<scalar_t>();
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = output.data_ptr<scalar_t>();
+    if (gemm) {
+      const bool vectors = channels_last && cin % (16 / sizeof(scalar_t)) == 0 &&
+                           reinterpret_cast<uintptr_t>(xp) % 16 == 0;
+      const InputColumns<scalar_t> cols{xp, cin, plane, channels_last, vectors};
+      const GemmOutput out{pixels, plane, static_cast<int>(cout), channels_last};
+      launch_gemm_columns<scalar_t>(wp, cin, cols, out, bp, yp, input.options(), op);
+      return;
+    }
     constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
     const bool vectors = channels_last && cin % kVec == 0 && cout % kVec == 0 &&
                          reinterpret_cast<uintptr_t>(xp) % 16 == 0 &&
                          reinterpret_cast<uintptr_t>(yp) % 16 == 0;
+    const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
     with_rows_config<scalar_t>(co_tile, channels_last, vectors, [&](auto co, auto cl, auto vec) {
       pointwise_rows_kernel<scalar_t, decltype(co)::value, decltype(cl)::value, decltype(vec)::value>
           <<<blocks, kRowsThreads, 0, stream>>>(xp, wp, bp, yp, pixels, plane,

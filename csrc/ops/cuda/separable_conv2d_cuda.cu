@@ -1,19 +1,24 @@
-// CUDA kernel of the separable op: the fused kernel of separable_fused.cuh (the depthwise values
-// computed per output pixel inside the pointwise kernel, never stored) where recomputing them
-// for every output-channel tile costs at most what the pointwise products cost (kh * kw * tiles
-// <= Cout: true for 3x3 and, with enough pixels, up to 7x7); otherwise the composition of the
-// two CUDA kernels with the intermediate tensor in global memory.
+// CUDA kernel of the separable op: the composition of the two CUDA ops, the intermediate in
+// global memory. A fused kernel is here too, opt-in with SEPCONV_CUDA_SEPARABLE=fused (tests run
+// it; benchmarks/cuda_path_probes.py times it): the pointwise GEMM of pointwise_gemm.cuh whose B
+// tiles are depthwise outputs computed on the fly (DepthwiseColumns), never stored. Measured on
+// an H200 (N=32, 3x3, benchmarks/results/cuda-h200-path-probes.md) it runs 3-5x slower than the
+// composition on every benchmark shape: each thread computes 16 channels x 9 taps per K step
+// with per-element index math and spills, where the depthwise kernels stage tiles in shared
+// memory. It stays opt-in until a producer that stages the input window in shared memory beats
+// the composition.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "../checks.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
-#include "separable_fused.cuh"
+#include "pointwise_gemm.cuh"
 
 namespace sepconv {
 namespace cuda {
@@ -34,10 +39,9 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
   const int64_t mid = depthwise_weight.size(0), cout = out_size[1];
   const int64_t kh = depthwise_weight.size(2), kw = depthwise_weight.size(3);
   const int64_t pixels = out_size[0] * out_size[2] * out_size[3];
-  const int co_tile = rows_co_tile(pixels, cout, input.get_device());
-  const int64_t co_tiles = ceil_div(cout, co_tile);
-  constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
-  if (kh * kw * co_tiles > cout || mid > kIntMax || cout > kIntMax) {
+  const bool fused = std::strcmp(forced_path("SEPCONV_CUDA_SEPARABLE", "composed", "fused",
+                                             "composed"), "fused") == 0;
+  if (!fused || cout > std::numeric_limits<int32_t>::max()) {
     const at::Tensor intermediate =
         depthwise_conv2d_cuda(input, depthwise_weight, depthwise_bias, stride, padding, dilation);
     return pointwise_conv2d_cuda(intermediate, pointwise_weight, pointwise_bias);
@@ -50,32 +54,21 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
                                   kw, g);
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor dw = depthwise_weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, C*M)
-  const at::Tensor pwt = pointwise_weight.reshape({cout, mid}).t().contiguous();  // (C*M, Cout)
+  const at::Tensor pw = pointwise_weight.reshape({cout, mid}).contiguous();   // (Cout, C*M)
   const auto optional_contiguous = [](const std::optional<at::Tensor>& t) {
     return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
   };
   const at::Tensor db = optional_contiguous(depthwise_bias);
   const at::Tensor pb = optional_contiguous(pointwise_bias);
-  const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
                                   "separable_conv2d_cuda", [&] {
     const auto ptr = [](const at::Tensor& t) {
       return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
     };
-    const scalar_t* xp = ptr(x);
-    const scalar_t* dwp = ptr(dw);
-    scalar_t* yp = output.data_ptr<scalar_t>();
-    constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
-    const auto aligned = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-    const bool vectors = channels_last && p.multiplier == 1 && mid % kVec == 0 &&
-                         cout % kVec == 0 && aligned(xp) && aligned(dwp) && aligned(yp);
-    with_rows_config<scalar_t>(co_tile, channels_last, vectors, [&](auto co, auto cl, auto vec) {
-      separable_fused_kernel<scalar_t, decltype(co)::value, decltype(cl)::value, decltype(vec)::value>
-          <<<blocks, kRowsThreads, 0, stream>>>(p, xp, dwp, ptr(db), ptr(pwt), ptr(pb), yp,
-                                                static_cast<int>(cout), static_cast<int>(co_tiles));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
+    const DepthwiseColumns<scalar_t> cols{p, ptr(x), ptr(dw), ptr(db), channels_last};
+    const GemmOutput out{pixels, out_size[2] * out_size[3], static_cast<int>(cout), channels_last};
+    launch_gemm_columns<scalar_t>(ptr(pw), mid, cols, out, ptr(pb), output.data_ptr<scalar_t>(),
+                                  input.options(), op);
   });
   return output;
 }
