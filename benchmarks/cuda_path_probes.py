@@ -3,7 +3,9 @@
    converted to NCHW first (two transposes, then the NCHW register-window kernel);
 2. pointwise forward: the rows kernel (a pixel per thread) vs the tiled GEMM
    (SEPCONV_CUDA_POINTWISE=rows|gemm);
-3. separable forward: the fused GEMM (depthwise values computed into its B tiles) vs the
+3. pointwise weight gradient: the 64x64 FMA tiles kernel vs the forward's GEMM on GY^T
+   (SEPCONV_CUDA_POINTWISE_WGRAD=tiles|gemm);
+4. separable forward: the fused GEMM (depthwise values computed into its B tiles) vs the
    composition depthwise then pointwise, intermediate in global memory
    (SEPCONV_CUDA_SEPARABLE=fused|composed).
 Same timing method as bench_cuda.py (interleaved, L2 flushed, device time). Prints markdown
@@ -95,6 +97,21 @@ def pointwise_rows_vs_gemm(timer, reps):
                   f"{t_rows / t_gemm:.2f} (rel diff {err:.1e}) |", flush=True)
 
 
+def pointwise_weight_gradient(timer, reps):
+    print(f"\n# pointwise weight gradient, N={N}, ms")
+    print("| dtype | layout | shape | FMA tiles | GEMM on GY^T | tiles / GEMM |")
+    print("|---|---|---|---|---|---|")
+    for dtype, fmt in LAYOUTS:
+        for Cin, Cout, HW in PW_SHAPES:
+            x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+            gy = torch.randn(N, Cout, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+            t_tiles, t_gemm, err = both_paths(timer, reps, "SEPCONV_CUDA_POINTWISE_WGRAD", "tiles", "gemm",
+                                              lambda: ops._pointwise_conv2d_backward_weight(gy, x))
+            layout = "cl" if fmt == torch.channels_last else "nchw"
+            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {t_tiles:.3f} | {t_gemm:.3f} | "
+                  f"{t_tiles / t_gemm:.2f} (rel diff {err:.1e}) |", flush=True)
+
+
 def separable_fused_vs_composition(timer, reps):
     print(f"\n# separable forward (3x3), N={N}, ms")
     print("| dtype | layout | shape | fused GEMM | depthwise then pointwise | composition / fused |")
@@ -120,6 +137,7 @@ def main():
     timer = Timer()
     weight_grad_layouts(timer, args.reps)
     pointwise_rows_vs_gemm(timer, args.reps)
+    pointwise_weight_gradient(timer, args.reps)
     separable_fused_vs_composition(timer, args.reps)
 
 

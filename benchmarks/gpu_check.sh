@@ -4,6 +4,7 @@
 # 1. builds the extension in place for the local GPU's arch only (pip -e, against the torch there),
 # 2. runs tests/test_cuda.py (and the registration test), 3. runs benchmarks/bench_cuda.py,
 # 4. benchmarks/cuda_path_probes.py (both sides of the CUDA ops' implementation choices).
+# GPU_CHECK_BENCH=0 skips step 3 (a short verification run).
 # Everything lands under $OUT (or ./gpu_check_out): build.log, tests.log, junit.xml, bench_cuda.md,
 # bench_cuda.json, path_probes.md, env.txt. Each stage has its own time limit so the whole
 # stays under 8 minutes: build <= 180 s, tests <= 140 s, benchmark <= 120 s (new shapes stop at
@@ -46,6 +47,12 @@ test_rc=$?
 tail -25 "$OUT/tests.log"
 stamp "tests rc=$test_rc"
 
+if [ "${GPU_CHECK_BENCH:-1}" = 0 ]; then  # a short verification run: build, tests, probes
+  timeout 30 "$PY" benchmarks/cuda_path_probes.py > "$OUT/path_probes.md" 2>&1
+  cat "$OUT/path_probes.md"
+  stamp "done (no benchmark: GPU_CHECK_BENCH=0)"
+  exit "$test_rc"
+fi
 stamp "benchmark"
 timeout 120 "$PY" benchmarks/bench_cuda.py --out "$OUT" --reps 10 --budget-s 75 > "$OUT/bench.log" 2>&1
 bench_rc=$?

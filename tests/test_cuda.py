@@ -221,9 +221,12 @@ def test_misaligned_channels_last_pointers_take_scalar_paths(dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
 @pytest.mark.parametrize("cout", (24, 48))
-def test_pointwise_and_fused_wide_channel_tiles(dtype, layout, cout):
-    # Enough pixels (4 x 96 x 96) that the output-channel tile stays 32 (Cout 24) or 64 (Cout 48,
-    # a partly empty tile): smaller problems halve it to 16.
+def test_pointwise_and_fused_wide_channel_tiles(dtype, layout, cout, monkeypatch):
+    # The rows kernel and the fused separable path, forced. Enough pixels (4 x 96 x 96) that the
+    # rows kernel's output-channel tile stays 32 (Cout 24: one tile; 48: two, the second partly
+    # empty): smaller problems halve it to 16.
+    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "rows")
+    monkeypatch.setenv("SEPCONV_CUDA_SEPARABLE", "fused")
     g = torch.Generator().manual_seed(4)
     x = to_layout(torch.randn(4, 32, 96, 96, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
     pw = (torch.randn(cout, 32, 1, 1, generator=g, dtype=torch.float64) / 32 ** 0.5).to(DEV, dtype)
@@ -269,8 +272,10 @@ def test_depthwise_sum_backward_expanded_grad(dtype):
 @pytest.mark.parametrize("weight_2d", (False, True))
 @pytest.mark.parametrize("kernel", ("auto", "rows", "gemm"))
 def test_pointwise_vs_torch(dtype, layout, shape, weight_2d, kernel, monkeypatch):
-    if kernel != "auto":  # both forward kernels (the input gradient runs the forward too)
+    if kernel != "auto":  # both forward kernels (the input gradient runs the forward too) and
+        # both weight-gradient kernels
         monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", kernel)
+        monkeypatch.setenv("SEPCONV_CUDA_POINTWISE_WGRAD", "tiles" if kernel == "rows" else "gemm")
     N, Cin, H, W, Cout = shape
     x = to_layout(torch.randn(N, Cin, H, W, dtype=torch.float64).to(DEV, dtype), layout).requires_grad_()
     wshape = (Cout, Cin) if weight_2d else (Cout, Cin, 1, 1)
@@ -374,6 +379,13 @@ def test_pointwise_gemm_tiles_and_split_k(dtype, layout, shape, bias, monkeypatc
     assert torch.equal(y, sc.pointwise_conv2d(x, w, b)), "split-K sums must be repeatable"
     if layout == "cl":  # misaligned input: element loads instead of vectors, the same sums
         assert torch.equal(y, sc.pointwise_conv2d(misaligned_cl(x), w, b))
+    # The weight gradient on the same GEMM (K = N*H*W, split when the dW tiles are few).
+    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE_WGRAD", "gemm")
+    gy = to_layout(torch.randn(ref.shape, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
+    gw = torch.ops.sepconv._pointwise_conv2d_backward_weight(gy, x)
+    gw_ref = torch.einsum("nohw,nihw->oi", gy.double(), x.double())
+    check(gw, gw_ref, dtype, "gemm weight gradient", reduction=N * H * W)
+    assert torch.equal(gw, torch.ops.sepconv._pointwise_conv2d_backward_weight(gy, x))
 
 
 @requires_cuda

@@ -5,12 +5,13 @@
 //     types, split K when the tiles are few), or for small GEMMs (Cout <= 32 and Cin <= 64) one
 //     thread per pixel with a tile of output channels in registers (pointwise_rows.cuh), which
 //     reads x once and wastes no FMA on a 64-row tile of 16 or 32 channels;
-//   weight gradient: dW (Cout x Cin) = sum over n of GY[n] (Cout x P) * X[n]^T (P x Cin) as a
-//     shared-memory tiled GEMM (64x64 output tile, 32 wide along a dimension of <= 32 channels;
-//     K step 16; each thread 4x4 outputs)
-//     split over the N*P reduction into a fixed number of slices whose partial tiles go to a
-//     workspace and are summed in order (no atomics: deterministic). Operands are described by
-//     strides, so both layouts share one kernel.
+//   weight gradient: dW (Cout x Cin) = sum over n of GY[n] (Cout x P) * X[n]^T (P x Cin); on the
+//     forward's GEMM (backward_weight_gemm: tensor cores for 16-bit) unless 32/64-bit with
+//     Cout <= 32; there a shared-memory tiled GEMM (64x64 output tile, 32 wide along a dimension
+//     of <= 32 channels; K step 16; each thread 4x4 outputs) split over the N*P reduction into a
+//     fixed number of slices whose partial tiles go to a workspace and are summed in order (no
+//     atomics: deterministic). Operands are described by strides, so both layouts share one
+//     kernel.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -145,6 +146,27 @@ __global__ void sum_splits_kernel(const acc_type<scalar_t>* __restrict__ workspa
 
 constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 
+// dW = GY^T X on the forward's GEMM (pointwise_gemm.cuh; tensor cores for the 16-bit types):
+// A = GY^T (Cout x N*H*W, one transposing copy so its rows are contiguous), B[k, ci] = X[pixel k,
+// ci] read as rows of the (N*H*W x Cin) matrix (in place for channels_last, one copy for NCHW),
+// K = N*H*W split over blocks and summed in order.
+void backward_weight_gemm(const at::Tensor& grad_output, const at::Tensor& input,
+                          at::Tensor& grad_weight, const char* op) {
+  const int64_t cin = input.size(1), cout = grad_output.size(1);
+  const int64_t rows = input.size(0) * input.size(2) * input.size(3);
+  const at::Tensor a = grad_output.transpose(0, 1).reshape({cout, rows}).contiguous();
+  const at::Tensor x_rows = input.permute({0, 2, 3, 1}).reshape({rows, cin}).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
+                                  "pointwise_backward_weight_gemm_cuda", [&] {
+    // Column ci of B starts at x_rows + ci and steps by Cin along K (the NCHW form of
+    // InputColumns with one "image" whose plane is Cin); dW is written the same way.
+    const InputColumns<scalar_t> cols{x_rows.const_data_ptr<scalar_t>(), rows, cin, false, false};
+    const GemmOutput out{cin, cin, static_cast<int>(cout), false};
+    launch_gemm_columns<scalar_t>(a.const_data_ptr<scalar_t>(), rows, cols, out, nullptr,
+                                  grad_weight.data_ptr<scalar_t>(), input.options(), op);
+  });
+}
+
 at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor& input) {
   const char* op = "sepconv::_pointwise_conv2d_backward_weight";
   check_pointwise_backward_weight(op, grad_output, input);
@@ -154,6 +176,19 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   at::Tensor grad_weight = at::empty({cout, cin}, input.options());
   if (grad_weight.numel() == 0) return grad_weight;
   if (batch * pixels == 0) return grad_weight.zero_();
+  // The GEMM on GY^T except for 32/64-bit with Cout <= 32, where its 64-row tiles are mostly
+  // padding and (NCHW) the copies of X cost more than they save: measured on an H200
+  // (benchmarks/results/cuda-h200-path-probes.md), the GEMM is 1.25-4.6x faster for every 16-bit
+  // shape and 1.05-2.1x for float32 with Cout >= 64, the tiles 1.2-1.7x faster for float32 with
+  // Cout <= 32.
+  const bool half_types = input.scalar_type() == at::kHalf || input.scalar_type() == at::kBFloat16;
+  const bool gemm = std::strcmp(forced_path("SEPCONV_CUDA_POINTWISE_WGRAD",
+                                            half_types || cout > 32 ? "gemm" : "tiles", "tiles",
+                                            "gemm"), "gemm") == 0;
+  if (gemm && cout <= std::numeric_limits<int32_t>::max()) {
+    backward_weight_gemm(grad_output, input, grad_weight, op);
+    return grad_weight;
+  }
   const bool channels_last = output_memory_format(input) == kChannelsLast;
   const auto fmt = channels_last ? kChannelsLast : at::MemoryFormat::Contiguous;
   const at::Tensor x = input.contiguous(fmt);

@@ -98,14 +98,13 @@ __global__ void __launch_bounds__(kRowsThreads)
   }
 }
 
-// Host: the output-channel tile, the smallest of 16/32/64 that covers Cout, halved while that
-// leaves fewer than two blocks per multiprocessor.
+// Host: the output-channel tile, 16 or 32 (the dispatcher runs this kernel for Cout <= 32; a
+// forced run on more channels takes several tiles): 16 when Cout fits or when 32 would leave
+// fewer than two blocks per multiprocessor.
 inline int rows_co_tile(int64_t pixels, int64_t cout, int device) {
   const int64_t pixel_blocks = ceil_div(pixels, kRowsThreads);
   const int64_t min_blocks = 2 * int64_t(multiprocessor_count(device));
-  int co_tile = cout <= 16 ? 16 : cout <= 32 ? 32 : 64;
-  while (co_tile > 16 && pixel_blocks * ceil_div(cout, co_tile) < min_blocks) co_tile /= 2;
-  return co_tile;
+  return cout <= 16 || pixel_blocks * ceil_div(cout, 32) < min_blocks ? 16 : 32;
 }
 
 // Host: calls f(CO, CHANNELS_LAST, VEC) as integral constants for a rows-style kernel: VEC is
@@ -120,8 +119,7 @@ void with_rows_config(int co_tile, bool channels_last, bool vectors, F&& f) {
     else f(co, std::false_type(), integral_constant<int, 1>());
   };
   if (co_tile == 16) with_layout(integral_constant<int, 16>());
-  else if (co_tile == 32) with_layout(integral_constant<int, 32>());
-  else with_layout(integral_constant<int, 64>());
+  else with_layout(integral_constant<int, 32>());
 }
 
 }  // namespace cuda
