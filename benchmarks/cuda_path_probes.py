@@ -81,35 +81,29 @@ def both_paths(timer, reps, var, a, b, fn):
 LAYOUTS = ((torch.float32, torch.contiguous_format), (torch.float16, torch.channels_last))
 
 
-def pointwise_rows_vs_gemm(timer, reps):
-    print(f"\n# pointwise forward, N={N}, ms")
-    print("| dtype | layout | shape | rows kernel | tiled GEMM | rows / GEMM |")
+def pointwise_paths(timer, reps, title, var, a, b, labels, make_fn):
+    """One table over the pointwise shapes: make_fn(x, Cout, fmt) -> the call timed down paths a, b."""
+    print(f"\n# {title}, N={N}, ms")
+    print(f"| dtype | layout | shape | {labels[0]} | {labels[1]} | {a} / {b} |")
     print("|---|---|---|---|---|---|")
     for dtype, fmt in LAYOUTS:
         for Cin, Cout, HW in PW_SHAPES:
             x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
-            w = torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5
-            b = torch.randn(Cout, device="cuda", dtype=dtype)
-            t_rows, t_gemm, err = both_paths(timer, reps, "SEPCONV_CUDA_POINTWISE", "rows", "gemm",
-                                             lambda: ops.pointwise_conv2d(x, w, b))
+            ta, tb, err = both_paths(timer, reps, var, a, b, make_fn(x, Cout, fmt))
             layout = "cl" if fmt == torch.channels_last else "nchw"
-            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {t_rows:.3f} | {t_gemm:.3f} | "
-                  f"{t_rows / t_gemm:.2f} (rel diff {err:.1e}) |", flush=True)
+            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {ta:.3f} | {tb:.3f} | "
+                  f"{ta / tb:.2f} (rel diff {err:.1e}) |", flush=True)
 
 
-def pointwise_weight_gradient(timer, reps):
-    print(f"\n# pointwise weight gradient, N={N}, ms")
-    print("| dtype | layout | shape | FMA tiles | GEMM on GY^T | tiles / GEMM |")
-    print("|---|---|---|---|---|---|")
-    for dtype, fmt in LAYOUTS:
-        for Cin, Cout, HW in PW_SHAPES:
-            x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
-            gy = torch.randn(N, Cout, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
-            t_tiles, t_gemm, err = both_paths(timer, reps, "SEPCONV_CUDA_POINTWISE_WGRAD", "tiles", "gemm",
-                                              lambda: ops._pointwise_conv2d_backward_weight(gy, x))
-            layout = "cl" if fmt == torch.channels_last else "nchw"
-            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {t_tiles:.3f} | {t_gemm:.3f} | "
-                  f"{t_tiles / t_gemm:.2f} (rel diff {err:.1e}) |", flush=True)
+def pointwise_forward_call(x, cout, fmt):
+    w = torch.randn(cout, x.shape[1], 1, 1, device="cuda", dtype=x.dtype) / x.shape[1] ** 0.5
+    b = torch.randn(cout, device="cuda", dtype=x.dtype)
+    return lambda: ops.pointwise_conv2d(x, w, b)
+
+
+def pointwise_weight_gradient_call(x, cout, fmt):
+    gy = torch.randn(x.shape[0], cout, *x.shape[2:], device="cuda", dtype=x.dtype).contiguous(memory_format=fmt)
+    return lambda: ops._pointwise_conv2d_backward_weight(gy, x)
 
 
 def separable_fused_vs_composition(timer, reps):
@@ -136,8 +130,10 @@ def main():
     args = ap.parse_args()
     timer = Timer()
     weight_grad_layouts(timer, args.reps)
-    pointwise_rows_vs_gemm(timer, args.reps)
-    pointwise_weight_gradient(timer, args.reps)
+    pointwise_paths(timer, args.reps, "pointwise forward", "SEPCONV_CUDA_POINTWISE", "rows", "gemm",
+                    ("rows kernel", "tiled GEMM"), pointwise_forward_call)
+    pointwise_paths(timer, args.reps, "pointwise weight gradient", "SEPCONV_CUDA_POINTWISE_WGRAD",
+                    "tiles", "gemm", ("FMA tiles", "GEMM on GY^T"), pointwise_weight_gradient_call)
     separable_fused_vs_composition(timer, args.reps)
 
 

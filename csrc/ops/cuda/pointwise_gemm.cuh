@@ -1,8 +1,9 @@
 // The pointwise product as one tiled GEMM over every output pixel of the batch:
 //   y[co, m] = bias[co] + sum over k of w[co, k] * B[k, m],   m = (image, pixel) flattened,
 // where column m of B comes from a column source: the input itself (the pointwise op, both
-// layouts) or the depthwise output computed on the fly (the fused separable forward, whose
-// intermediate never goes to global memory). The rows kernel (pointwise_rows.cuh) keeps a pixel
+// layouts; also the weight gradient, dW = GY^T X, whose columns are input channels) or the
+// depthwise output computed on the fly (the opt-in fused separable forward, whose intermediate
+// never goes to global memory). The rows kernel (pointwise_rows.cuh) keeps a pixel
 // per thread and wins where Cout is small; this kernel wins where the GEMM is deep or wide: its
 // block tile (64 output channels x 128 pixels, 256 threads) reuses each loaded element 64 or 128
 // times, and K is split over several blocks when the tiles alone would leave multiprocessors idle.
@@ -415,7 +416,8 @@ void launch_gemm_columns(const scalar_t* w, int64_t k_total, const Columns& cols
   const int64_t tiles_m = ceil_div(out.cout, kGemmBM);
   const int64_t tiles = tiles_m * ceil_div(out.pixels, kGemmBN);
   const int64_t steps = ceil_div(k_total, BK);
-  const int64_t target = 2 * int64_t(multiprocessor_count(device));
+  const int64_t sms = multiprocessor_count(device);
+  const int64_t target = 2 * sms;
   int64_t slices = 1;
   if (tiles < target) slices = std::max<int64_t>(1, std::min(ceil_div(target, tiles), steps / 4));
   const int64_t k_per_slice = std::max<int64_t>(1, ceil_div(steps, slices)) * BK;
@@ -433,7 +435,7 @@ void launch_gemm_columns(const scalar_t* w, int64_t k_total, const Columns& cols
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (slices > 1) {
     const int64_t blocks = std::min<int64_t>(ceil_div(int64_t(out.cout) * out.pixels, 256),
-                                             8 * int64_t(multiprocessor_count(device)));
+                                             8 * sms);
     gemm_finish_kernel<scalar_t><<<grid_size(blocks, op), 256, 0, stream>>>(
         ws, static_cast<int>(slices), out, bias, y);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
