@@ -7,6 +7,7 @@
 #include "../../cpu/dispatch.h"
 #include "../checks.h"
 #include "cpu_kernels.h"
+#include "output_memory.h"
 
 namespace sepconv {
 namespace {
@@ -21,7 +22,7 @@ at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weigh
   check_depthwise_backward_input(op, grad_output, weight, input_size, g);
   const auto in_size = C10_AS_INTARRAYREF_SLOW(input_size);
   const auto fmt = output_memory_format(grad_output);
-  at::Tensor grad_input = at::empty(in_size, grad_output.options().memory_format(fmt));
+  at::Tensor grad_input = empty_cpu_output(in_size, grad_output.options().memory_format(fmt));
   if (grad_input.numel() == 0) return grad_input;
   const auto p = depthwise_params(in_size, grad_output.sizes(), weight.size(2), weight.size(3), g);
   const int64_t taps = p.kernel_h * p.kernel_w;
@@ -97,7 +98,7 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   const auto out_sym = check_depthwise_forward(op, input, weight, bias, g);
   const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
   const auto fmt = output_memory_format(input);
-  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  at::Tensor output = empty_cpu_output(out_size, input.options().memory_format(fmt));
   if (output.numel() == 0) return output;
   const auto p = depthwise_params(input.sizes(), out_size, weight.size(2), weight.size(3), g);
   const int64_t taps = p.kernel_h * p.kernel_w;

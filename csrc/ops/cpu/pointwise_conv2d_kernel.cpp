@@ -7,6 +7,7 @@
 #include "../../cpu/dispatch.h"
 #include "../checks.h"
 #include "cpu_kernels.h"
+#include "output_memory.h"
 
 namespace sepconv {
 namespace {
@@ -43,7 +44,7 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   const auto out_sym = check_pointwise_forward("sepconv::pointwise_conv2d", input, weight, bias);
   const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
   const auto fmt = output_memory_format(input);
-  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  at::Tensor output = empty_cpu_output(out_size, input.options().memory_format(fmt));
   if (output.numel() == 0) return output;
   const auto p = pointwise_params(input, out_size[1]);
   const at::Tensor w = weight.reshape({p.out_channels, p.in_channels});

@@ -14,6 +14,7 @@
 #include "../checks.h"
 #include "../separable_conv2d_backward.h"
 #include "cpu_kernels.h"
+#include "output_memory.h"
 
 namespace sepconv {
 namespace {
@@ -52,7 +53,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
 
   const auto empty = [&] { return at::empty({0}, input.options()); };  // one per output: no aliases
   at::Tensor grad_input =
-      want_input ? at::empty(input.sizes(), input.options().memory_format(fmt)) : empty();
+      want_input ? empty_cpu_output(input.sizes(), input.options().memory_format(fmt)) : empty();
   // Weight-gradient sums in double: (pointwise (Cout, mid) | depthwise taps | depthwise bias)
   // per chunk of units, one chunk per thread.
   const int64_t pw_size = want_pw ? cout * mid : 0, dw_size = want_dw ? mid * taps : 0;

@@ -9,6 +9,7 @@
 #include "../../cpu/separable.h"
 #include "../checks.h"
 #include "cpu_kernels.h"
+#include "output_memory.h"
 
 namespace sepconv {
 namespace {
@@ -27,7 +28,7 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
                                                depthwise_bias, pointwise_bias, g);
   const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
   const auto fmt = output_memory_format(input);
-  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  at::Tensor output = empty_cpu_output(out_size, input.options().memory_format(fmt));
   if (output.numel() == 0) return output;
   const int64_t mid = depthwise_weight.size(0), cout = out_size[1];
   const auto s = cpu::separable_params(
