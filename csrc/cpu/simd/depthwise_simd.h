@@ -19,19 +19,12 @@ namespace sepconv {
 namespace cpu {
 
 template <class V>
+struct DepthwiseNchwBlocked;  // depthwise_nchw_blocked.h, included at the end
+
+template <class V>
 struct DepthwiseSimd {
   using reg = typename V::reg;
   static constexpr int64_t W = V::width;
-  static constexpr int64_t kBlock = 4;  // independent accumulators per step: hides FMA latency
-
-  // n (<= W) values p[0], p[stride], ...; S is the stride when known at compile time (1 or 2).
-  // `overread`: the caller guarantees p[2W - 1] is readable, so stride 2 needs no masks.
-  template <int S>
-  static reg load_cols(const float* p, int64_t stride, int64_t n, bool overread = false) {
-    if (S == 1) return load_n(p, n);
-    if (S == 2) return overread && n == W ? V::load_even_full(p) : V::load_even(p, n);
-    return V::load_strided(p, stride, n);
-  }
 
   // n <= W consecutive floats; full vectors without a mask (masked loads cost more on AVX2,
   // masked stores far more: vmaskmovps stores are microcoded on AMD Zen).
@@ -40,205 +33,16 @@ struct DepthwiseSimd {
     if (n == W) V::store(p, v); else V::store(p, v, n);
   }
 
-  // A zero-padded copy of one input plane, so the NCHW kernels never clip taps: input (y, x)
-  // sits at padded row y * up_h + top, column x * up_w + left; everything else is 0. `up` > 1
-  // inserts zeros between input pixels (the input gradient of a strided conv). Sized for the
-  // output (rows (out_h - 1) * stride + (k - 1) * dilation + 1, same for columns) plus slack, so
-  // full-vector loads past a row's end (up to a whole kBlock-vector block of a wide row), and
-  // the kBlock-row blocks of narrow planes that run past the last output row, stay inside the
-  // buffer. The zeros are written once;
-  // each plane overwrites only the input's own positions.
-  struct PaddedPlane {
-    int64_t rows, cols, pitch, top, left, up_h, up_w, in_h, in_w;
-    std::vector<float> buf;
-    PaddedPlane(const DepthwiseParams& p, int64_t up_h = 1, int64_t up_w = 1)
-        : rows((p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1),
-          cols((p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1),
-          pitch(cols + 1), top(p.pad_top), left(p.pad_left), up_h(up_h), up_w(up_w),
-          in_h(p.in_h), in_w(p.in_w),
-          buf((rows + (kBlock - 1) * p.stride_h) * pitch + (kBlock + 2) * W * p.stride_w + 2, 0.f) {}
-    const float* load(const float* x) {
-      for (int64_t y = 0; y < in_h; ++y) {
-        const int64_t r = y * up_h + top;
-        if (r < 0 || r >= rows) continue;
-        const float* src = x + y * in_w;
-        float* dst = buf.data() + r * pitch;
-        if (up_w == 1) {
-          const int64_t c_lo = std::max<int64_t>(0, left), c_hi = std::min(cols, in_w + left);
-          int64_t c = c_lo;  // vector copies: for 7-28 wide rows a memmove call costs more
-          for (; c + W <= c_hi; c += W) V::store(dst + c, V::load(src + c - left));
-          if (c < c_hi) store_n(dst + c, V::load(src + c - left, c_hi - c), c_hi - c);
-        } else {
-          for (int64_t xx = 0; xx < in_w; ++xx) {
-            const int64_t c = xx * up_w + left;
-            if (c >= 0 && c < cols) dst[c] = src[xx];
-          }
-        }
-      }
-      return buf.data();
-    }
-  };
-
-  // kBlock (= 4) vectors of one output row of a wide plane: columns [0, 4W) from xcol on,
-  // every tap's broadcast shared by the four vectors, two chains per vector (even / odd kernel
-  // rows). Stores the first n (<= 4W) columns; a partial last vector whole when `spill` (its
-  // extra lanes land on the next row, which the caller writes later). Loads are full vectors
-  // (the padded plane's slack covers a row's last block). Out of line with named accumulators:
-  // as arrays in correlate_plane, GCC kept them on the stack and the row's tail ran one vector
-  // at a time (perf: ~40% of the time in the tail's single FMA chain, 11% zeroing the arrays).
-  template <int S>
-  __attribute__((noinline)) static void wide_block(const DepthwiseParams& p, const float* xcol,
-                                                   int64_t row_step, const float* w, float b,
-                                                   float* y, bool accumulate, int64_t n,
-                                                   bool spill) {
-    static_assert(kBlock == 4, "wide_block keeps four pairs of named accumulators");
-    const int64_t sw = S > 0 ? S : p.stride_w, kh = p.kernel_h, kw = p.kernel_w;
-    const int64_t dw = p.dilation_w, step = W * sw;
-    const auto count = [&](int64_t q) { return std::max<int64_t>(0, std::min(W, n - q * W)); };
-    const auto init = [&](int64_t q) {
-      return accumulate && count(q) > 0 ? load_n(y + q * W, count(q)) : V::set1(b);
-    };
-    reg e0 = init(0), e1 = init(1), e2 = init(2), e3 = init(3);
-    reg o0 = V::zero(), o1 = V::zero(), o2 = V::zero(), o3 = V::zero();
-    int64_t i = 0;
-    for (; i + 1 < kh; i += 2) {
-      const float* xe = xcol + i * row_step;
-      const float* xo = xe + row_step;
-      const float* we = w + i * kw;
-      const float* wo = we + kw;
-      for (int64_t j = 0; j < kw; ++j) {
-        const reg ve = V::set1(we[j]), vo = V::set1(wo[j]);
-        const float* se = xe + j * dw;
-        const float* so = xo + j * dw;
-        e0 = V::fma(ve, load_cols<S>(se, sw, W, true), e0);
-        o0 = V::fma(vo, load_cols<S>(so, sw, W, true), o0);
-        e1 = V::fma(ve, load_cols<S>(se + step, sw, W, true), e1);
-        o1 = V::fma(vo, load_cols<S>(so + step, sw, W, true), o1);
-        e2 = V::fma(ve, load_cols<S>(se + 2 * step, sw, W, true), e2);
-        o2 = V::fma(vo, load_cols<S>(so + 2 * step, sw, W, true), o2);
-        e3 = V::fma(ve, load_cols<S>(se + 3 * step, sw, W, true), e3);
-        o3 = V::fma(vo, load_cols<S>(so + 3 * step, sw, W, true), o3);
-      }
-    }
-    if (i < kh) {
-      const float* xe = xcol + i * row_step;
-      const float* we = w + i * kw;
-      for (int64_t j = 0; j < kw; ++j) {
-        const reg ve = V::set1(we[j]);
-        const float* se = xe + j * dw;
-        e0 = V::fma(ve, load_cols<S>(se, sw, W, true), e0);
-        e1 = V::fma(ve, load_cols<S>(se + step, sw, W, true), e1);
-        e2 = V::fma(ve, load_cols<S>(se + 2 * step, sw, W, true), e2);
-        e3 = V::fma(ve, load_cols<S>(se + 3 * step, sw, W, true), e3);
-      }
-    }
-    const reg sums[kBlock] = {V::add(e0, o0), V::add(e1, o1), V::add(e2, o2), V::add(e3, o3)};
-    for (int64_t q = 0; q < kBlock && count(q) > 0; ++q)
-      store_row(y + q * W, sums[q], count(q), count(q) == W || spill);
-  }
-
-  // kBlock (= 4) consecutive output rows of a narrow plane, one vector of columns each, every
-  // weight broadcast shared by the four rows; the first `rows` are stored, the first
-  // `full_rows` of them whole-vector (store_row). Out of line with named accumulators: inlined
-  // into correlate_plane, GCC kept the accumulators and loop bounds on the stack (~1.5x slower).
-  template <int S>
-  __attribute__((noinline)) static void narrow_rows(const DepthwiseParams& p, const float* x0,
-                                                    int64_t row_stride, int64_t row_step,
-                                                    const float* w, float b, float* y, int64_t n,
-                                                    bool accumulate, int64_t rows,
-                                                    int64_t full_rows) {
-    static_assert(kBlock == 4, "narrow_rows keeps four named accumulators");
-    const int64_t sw = S > 0 ? S : p.stride_w, kh = p.kernel_h, kw = p.kernel_w;
-    const int64_t dw = p.dilation_w, ys = p.out_w;
-    const auto init = [&](int64_t q) {
-      return accumulate && q < rows ? load_n(y + q * ys, n) : V::set1(b);
-    };
-    reg a0 = init(0), a1 = init(1), a2 = init(2), a3 = init(3);
-    for (int64_t i = 0; i < kh; ++i) {
-      const float* xi = x0 + i * row_step;
-      const float* wi = w + i * kw;
-      for (int64_t j = 0; j < kw; ++j) {
-        const reg wv = V::set1(wi[j]);
-        const float* xs = xi + j * dw;
-        a0 = V::fma(wv, load_cols<S>(xs, sw, W, true), a0);
-        a1 = V::fma(wv, load_cols<S>(xs + row_stride, sw, W, true), a1);
-        a2 = V::fma(wv, load_cols<S>(xs + 2 * row_stride, sw, W, true), a2);
-        a3 = V::fma(wv, load_cols<S>(xs + 3 * row_stride, sw, W, true), a3);
-      }
-    }
-    store_row(y, a0, n, full_rows > 0);
-    if (rows > 1) store_row(y + ys, a1, n, full_rows > 1);
-    if (rows > 2) store_row(y + 2 * ys, a2, n, full_rows > 2);
-    if (rows > 3) store_row(y + 3 * ys, a3, n, full_rows > 3);
-  }
-
-  // A row's last, partial vector is stored whole when `full`: the extra lanes land on the
-  // next rows of the same plane, which the caller writes later (rows in increasing order,
-  // one vector per row), and partial stores are slow (vmaskmovps on Zen; a buffer here).
-  static void store_row(float* y, reg v, int64_t n, bool full) {
-    if (full) V::store(y, v); else store_n(y, v, n);
-  }
-
-  // One output plane of a single-channel correlation over a padded plane: y = b + sum_taps
-  // w * x (or y += ... when `accumulate`), vectorised along W, kBlock vectors at a time with two
-  // accumulators each (even / odd kernel rows): enough independent FMA chains to hide latency.
-  template <int S>
-  static void correlate_plane(const DepthwiseParams& p, const float* x, int64_t pitch,
-                              const float* w, float b, float* y, bool accumulate) {
-    const int64_t sw = S > 0 ? S : p.stride_w, row_step = p.dilation_h * pitch;
-    if (p.out_w < kBlock * W && S > 0) {
-      // Narrow planes (14x14, 7x7): kBlock output rows share each weight broadcast instead,
-      // with full-width loads (the buffer's slack makes them safe, also for the rows a last
-      // block computes past out_h, which are not stored).
-      const int64_t row_stride = p.stride_h * pitch;
-      // Rows that may be stored a whole vector wide (see store_row): one vector per row, a
-      // store ending inside the plane, and nothing to accumulate onto.
-      const int64_t plane = p.out_h * p.out_w;
-      const int64_t full_rows = p.out_w <= W && !accumulate && plane >= W
-                                    ? (plane - W) / p.out_w + 1 : 0;
-      for (int64_t ow = 0; ow < p.out_w; ow += W) {
-        const int64_t n = std::min(W, p.out_w - ow);
-        for (int64_t oh = 0; oh < p.out_h; oh += kBlock)
-          narrow_rows<S>(p, x + oh * row_stride + ow * sw, row_stride, row_step, w, b,
-                         y + oh * p.out_w + ow, n, accumulate, std::min(kBlock, p.out_h - oh),
-                         full_rows - oh);
-      }
-      return;
-    }
-    for (int64_t oh = 0; oh < p.out_h; ++oh) {
-      float* yrow = y + oh * p.out_w;
-      const float* xtop = x + oh * p.stride_h * pitch;
-      // The last block may be partial: its whole-vector store spills onto the start of the next
-      // row, which this loop writes afterwards. Not from the last row (the next plane), not when
-      // accumulating, and only when a row holds a whole vector (else the spill runs past the
-      // next row).
-      const bool spill = !accumulate && oh + 1 < p.out_h && p.out_w >= W;
-      for (int64_t ow = 0; ow < p.out_w; ow += kBlock * W)
-        wide_block<S>(p, xtop + ow * sw, row_step, w, b, yrow + ow, accumulate,
-                      std::min(kBlock * W, p.out_w - ow), spill);
-    }
-  }
-
-  template <int S>
-  static void forward_nchw_s(const DepthwiseParams& p, const float* input, const float* weight,
-                             const float* bias, float* output, int64_t begin, int64_t end) {
-    const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
-    PaddedPlane pad(p);
-    int64_t loaded = -1;  // the input plane in `pad` (the M output planes of a channel share it)
-    const float* x = nullptr;
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const int64_t n = plane / cout, oc = plane % cout, in_plane = n * p.channels + oc / p.multiplier;
-      if (in_plane != loaded) x = pad.load(input + in_plane * p.in_h * p.in_w), loaded = in_plane;
-      correlate_plane<S>(p, x, pad.pitch, weight + oc * taps, bias ? bias[oc] : 0.f,
-                         output + plane * p.out_h * p.out_w, false);
-    }
-  }
-
+  // NCHW forward and input gradient: channel-blocked rows and the NHWC row kernels below
+  // (depthwise_nchw_blocked.h).
   static void forward_nchw(const DepthwiseParams& p, const float* input, const float* weight,
                            const float* bias, float* output, int64_t begin, int64_t end) {
-    if (p.stride_w == 1) return forward_nchw_s<1>(p, input, weight, bias, output, begin, end);
-    if (p.stride_w == 2) return forward_nchw_s<2>(p, input, weight, bias, output, begin, end);
-    forward_nchw_s<0>(p, input, weight, bias, output, begin, end);
+    DepthwiseNchwBlocked<V>::forward_nchw(p, input, weight, bias, output, begin, end);
+  }
+  static void backward_input_nchw(const DepthwiseParams& p, const float* grad_output,
+                                  const float* weight, float* grad_input, int64_t begin,
+                                  int64_t end) {
+    DepthwiseNchwBlocked<V>::backward_input_nchw(p, grad_output, weight, grad_input, begin, end);
   }
 
   // The input gradient as a forward correlation: grad_output with (stride - 1) zeros inserted
@@ -254,26 +58,15 @@ struct DepthwiseSimd {
     return q;
   }
 
-  static void backward_input_nchw(const DepthwiseParams& p, const float* grad_output,
-                                  const float* weight, float* grad_input, int64_t begin,
-                                  int64_t end) {
-    const DepthwiseParams q = transposed(p);
-    DepthwiseParams source = q;  // the padded plane is filled from the real grad_output
-    source.in_h = p.out_h, source.in_w = p.out_w;
-    PaddedPlane pad(source, p.stride_h, p.stride_w);
-    const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
-    std::vector<float> flipped(taps);
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const int64_t n = plane / p.channels, c = plane % p.channels;
-      float* gx = grad_input + plane * p.in_h * p.in_w;
-      for (int64_t k = 0; k < p.multiplier; ++k) {
-        const int64_t oc = c * p.multiplier + k;
-        const float* w = weight + oc * taps;
-        for (int64_t t = 0; t < taps; ++t) flipped[t] = w[taps - 1 - t];
-        const float* gy = pad.load(grad_output + (n * cout + oc) * p.out_h * p.out_w);
-        correlate_plane<1>(q, gy, pad.pitch, flipped.data(), 0.f, gx, k > 0);
-      }
-    }
+  // NCHW weight gradient: channel-blocked rows and the NHWC weight-row kernel where one is
+  // unrolled for the kernel (depthwise_nchw_blocked.h), else the phase planes below.
+  static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
+                                   const float* input, float* grad_weight, int64_t begin,
+                                   int64_t end) {
+    if (DepthwiseNchwBlocked<V>::has_backward_weight(p))
+      return DepthwiseNchwBlocked<V>::backward_weight_nchw(p, grad_output, input, grad_weight,
+                                                           begin, end);
+    backward_weight_nchw_phases(p, grad_output, input, grad_weight, begin, end);
   }
 
   // Weight gradient as flat dot products. The zero-padded input is split into its stride_h x
@@ -312,9 +105,9 @@ struct DepthwiseSimd {
       fns[std::min(kTapsPerSweep, taps - t)](gy, x + t, n, total + t);
   }
 
-  static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
-                                   const float* input, float* grad_weight, int64_t begin,
-                                   int64_t end) {
+  static void backward_weight_nchw_phases(const DepthwiseParams& p, const float* grad_output,
+                                          const float* input, float* grad_weight,
+                                          int64_t begin, int64_t end) {
     const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
     const int64_t sh = p.stride_h, sw = p.stride_w;
     // Padded extent the output reads, and the phase planes' rows and pitch.
@@ -468,6 +261,22 @@ struct DepthwiseSimd {
   // Kernel rows per pass over an output row: large kernels (31x31) accumulate in passes, so one
   // pass's input rows stay in L1 while the pixel groups slide along them.
   static constexpr int64_t kRowsPerPass = 8;
+  // One output row from the kernel rows [i_lo, i_hi) (rows[i] = ring row of kernel row i),
+  // kRowsPerPass at a time: the first pass starts from the bias, later ones accumulate. At least
+  // one pass, so a row whose window lies wholly in the padding gets the bias. `w`: the packed
+  // weights (block, kH, kW, lane) from kernel row 0.
+  static void nhwc_passes(NhwcRow& r, NhwcRowFn row_fn, const float* const* rows, int64_t i_lo,
+                          int64_t i_hi, const float* w) {
+    for (int64_t i0 = i_lo;; i0 += kRowsPerPass) {
+      r.rows = rows + i0;
+      r.nrows = std::min(kRowsPerPass, i_hi - i0);
+      r.w = w + i0 * r.kw * W;
+      r.accumulate = i0 > i_lo;
+      row_fn(r);
+      if (i0 + kRowsPerPass >= i_hi) break;
+    }
+  }
+
   // Outputs larger than this go to memory with non-temporal stores: each row is computed into
   // an L1 buffer and then streamed out in whole lines, which saves the read-for-ownership of
   // every output line (a third of the DRAM traffic of a stride-1 layer). Smaller outputs are
@@ -543,14 +352,7 @@ struct DepthwiseSimd {
       for (int64_t i = i_lo; i < i_hi; ++i) rows[i] = fetch(n, ih0 + i * p.dilation_h);
       float* const yrow = output + row * p.out_w * cout;
       r.y = stream ? row_buf.data() : yrow;
-      for (int64_t i0 = i_lo;; i0 += kRowsPerPass) {  // at least one pass: bias only if empty
-        r.rows = rows.data() + i0;
-        r.nrows = std::min(kRowsPerPass, i_hi - i0);
-        r.w = w.data() + i0 * kw * W;
-        r.accumulate = i0 > i_lo;
-        row_fn(r);
-        if (i0 + kRowsPerPass >= i_hi) break;
-      }
+      nhwc_passes(r, row_fn, rows.data(), i_lo, i_hi, w.data());
       if (r.tail)
         for (int64_t ow = 0; ow < p.out_w; ++ow)
           std::copy(tail.data() + ow * W, tail.data() + ow * W + cout - full * W,
@@ -774,3 +576,5 @@ struct DepthwiseSimd {
 
 }  // namespace cpu
 }  // namespace sepconv
+
+#include "depthwise_nchw_blocked.h"

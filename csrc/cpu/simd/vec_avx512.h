@@ -40,6 +40,33 @@ struct Vec {
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     return _mm512_permutex2var_ps(load(p), even, load(p + width));
   }
+  // r[i][j] -> r[j][i]: the 16 x 16 matrix whose rows are r[0..15], transposed in registers.
+  static void transpose(reg* r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    // u[4 * h + j], 128-bit block k: rows 4h .. 4h + 3 of column 4k + j
+    for (int h = 0; h < 16; h += 4) {
+      u[h] = _mm512_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      u[h + 1] = _mm512_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      u[h + 2] = _mm512_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      u[h + 3] = _mm512_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    // A 4 x 4 transpose of 128-bit blocks for each j: column 4k + j = block k of u[j], u[4 + j],
+    // u[8 + j], u[12 + j]. 0x88 takes blocks (0, 2) of each operand, 0xDD blocks (1, 3).
+    for (int j = 0; j < 4; ++j) {
+      const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+      const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+      const __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+      const __m512 v3 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+      r[j] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+      r[8 + j] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+      r[4 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+      r[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+    }
+  }
   // p[0], p[s], ..., p[s(n-1)] for any stride.
   static reg load_strided(const float* p, int64_t s, int64_t n) {
     const __m512i idx = _mm512_mullo_epi32(

@@ -40,6 +40,17 @@ struct Vec {
   }
   // p[0], p[2], ..., p[2(W-1)], reading p[0 .. 2W-1] (the caller guarantees p[2W-1] exists).
   static reg load_even_full(const float* p) { return vld2q_f32(p).val[0]; }
+  // r[i][j] -> r[j][i]: the 4 x 4 matrix whose rows are r[0..3], transposed in registers.
+  static void transpose(reg* r) {
+    const float32x4_t t0 = vtrn1q_f32(r[0], r[1]), t1 = vtrn2q_f32(r[0], r[1]);
+    const float32x4_t t2 = vtrn1q_f32(r[2], r[3]), t3 = vtrn2q_f32(r[2], r[3]);
+    const auto pairs = [](float32x4_t a, float32x4_t b, bool high) {
+      const float64x2_t x = vreinterpretq_f64_f32(a), y = vreinterpretq_f64_f32(b);
+      return vreinterpretq_f32_f64(high ? vtrn2q_f64(x, y) : vtrn1q_f64(x, y));
+    };
+    r[0] = pairs(t0, t2, false), r[1] = pairs(t1, t3, false);
+    r[2] = pairs(t0, t2, true), r[3] = pairs(t1, t3, true);
+  }
   static reg load_strided(const float* p, int64_t s, int64_t n) {
     float buf[width] = {0.f, 0.f, 0.f, 0.f};
     for (int64_t i = 0; i < n && i < width; ++i) buf[i] = p[i * s];

@@ -136,6 +136,13 @@ std::vector<Case> cases() {
         all.push_back({1, ow % 3 == 0 ? 17 : 8, ow % 5 == 0 ? 2 : 1, 2 * k - 1, w, k, k, s, s, 1,
                        1, k / 2, k / 2, k / 2, k / 2});
       }
+  // The NCHW kernels work on W planes at once, transposed W x W: narrow planes (a row shorter
+  // than a vector, partial vectors stored across rows), channel counts around two vectors, and
+  // multipliers (the input gradient sums M passes).
+  for (int64_t c : {8, 16, 17, 33})
+    for (int64_t hw : {2, 7, 14})
+      for (int64_t s : {1, 2})
+        all.push_back({2, c, c == 17 ? 2 : 1, hw, hw + 1, 3, 3, s, s, 1, 1, 1, 1, 1, 1});
   // Large kernels run in passes of kernel rows: row counts that are not a multiple of the pass,
   // dilation, and windows clipped at the top and bottom.
   all.push_back({1, 9, 1, 21, 30, 11, 9, 1, 1, 2, 2, 10, 10, 8, 8});
