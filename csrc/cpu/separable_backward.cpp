@@ -79,14 +79,15 @@ void separable_backward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKerne
                              const SeparableWeights<T>& w, T* grad_input,
                              const SeparableGradSums& sums, int64_t begin, int64_t end) {
   const DepthwiseParams& p = s.depthwise;
-  const int64_t C = p.channels, M = p.multiplier, mid = p.out_channels(), cout = s.out_channels;
+  const int64_t C = p.channels, mid = p.out_channels(), cout = s.out_channels;
   const int64_t taps = p.kernel_h * p.kernel_w, in_px = p.in_h * p.in_w, out_px = p.out_h * p.out_w;
   const int64_t bands = bands_per_image(s);
   // One band: every buffer is a dense (channels, rows, columns) image and each kernel runs once
   // over all channels. Several: a band's rows of a plane are not one block with the next
-  // plane's, so the kernels run per channel (one plane band each).
+  // plane's, so the bands the depthwise kernels read or write are copied through dense buffers
+  // (the NCHW kernels work on several channels at once: one call per plane wasted most lanes).
   const bool one_band = bands == 1;
-  std::vector<T> buf, pw_part(sums.pointwise ? cout * mid : 0),
+  std::vector<T> dense, buf, pw_part(sums.pointwise ? cout * mid : 0),
       dw_part(sums.depthwise ? mid * taps : 0);
   for (int64_t unit = begin; unit < end; ++unit) {
     const int64_t n = unit / bands;
@@ -112,30 +113,27 @@ void separable_backward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKerne
     if (grad_input && r.in1 > r.in0) {
       const DepthwiseParams q = input_rows_problem(p, r);
       T* gx = grad_input + n * C * in_px + r.in0 * p.in_w;
-      if (one_band) {
-        dw.backward_input_nchw(q, buf.data(), w.depthwise, gx, 0, C);
-      } else {
-        DepthwiseParams plane = q;
-        plane.channels = 1;
+      const int64_t band_px = q.in_h * p.in_w;
+      if (!one_band) dense.resize(std::max<size_t>(dense.size(), C * band_px));
+      dw.backward_input_nchw(q, buf.data(), w.depthwise, one_band ? gx : dense.data(), 0, C);
+      if (!one_band)
         for (int64_t c = 0; c < C; ++c)
-          dw.backward_input_nchw(plane, buf.data() + c * M * px, w.depthwise + c * M * taps,
-                                 gx + c * in_px, 0, 1);
-      }
+          std::copy(dense.data() + c * band_px, dense.data() + (c + 1) * band_px, gx + c * in_px);
     }
     if (sums.depthwise) {
       const DepthwiseParams q = band_problem(p, r.own0, own_rows);
+      // The own rows of each dmid plane (planes px apart), dense.
       const T* g_own = buf.data() + (r.own0 - r.mid0) * p.out_w;
-      if (one_band) {
-        dw.backward_weight_nchw(q, g_own, x, dw_part.data(), 0, mid);
-      } else {
-        DepthwiseParams plane = q;
-        plane.channels = 1, plane.multiplier = 1;
+      if (own_px != px) {
+        dense.resize(std::max<size_t>(dense.size(), mid * own_px));
         for (int64_t oc = 0; oc < mid; ++oc)
-          dw.backward_weight_nchw(plane, g_own + oc * px, x + oc / M * in_px,
-                                  dw_part.data() + oc * taps, 0, 1);
+          std::copy(g_own + oc * px, g_own + oc * px + own_px, dense.data() + oc * own_px);
+        g_own = dense.data();
       }
+      dw.backward_weight_nchw(q, g_own, x, dw_part.data(), 0, mid);
       add_to(sums.depthwise, dw_part);
-      for (int64_t oc = 0; oc < mid; ++oc) sums.depthwise_bias[oc] += sum_of(g_own + oc * px, own_px);
+      for (int64_t oc = 0; oc < mid; ++oc)
+        sums.depthwise_bias[oc] += sum_of(g_own + oc * own_px, own_px);
     }
   }
 }
