@@ -90,6 +90,38 @@ struct DepthwiseNchwBlocked {
     }
   };
 
+  // Where the W lanes of a group come from, in one image of h x w pixels: W planes (NCHW,
+  // transposed), or m <= W consecutive channels of pixel-major rows with C channels (NHWC,
+  // copied; lanes past m are zero).
+  struct Source {
+    const float* planes[W];
+    const float* image = nullptr;  // NHWC: the image's first pixel, channel c0
+    int64_t h = 0, w = 0, C = 0, m = 0;
+    static Source nchw(const float* const* planes, int64_t h, int64_t w) {
+      Source s;
+      std::copy(planes, planes + W, s.planes);
+      s.h = h, s.w = w;
+      return s;
+    }
+    static Source nhwc(const float* image, int64_t h, int64_t w, int64_t C, int64_t m) {
+      Source s;
+      s.image = image, s.h = h, s.w = w, s.C = C, s.m = m;
+      return s;
+    }
+    // Columns [x0, x0 + n) of row y, blocked: column x0 + c at dst + c * step.
+    void row(int64_t y, int64_t x0, int64_t n, float* dst, int64_t step) const {
+      const int64_t offset = y * w + x0;
+      if (image) {
+        const float* s = image + offset * C;
+        for (int64_t c = 0; c < n; ++c) V::store(dst + c * step, Simd::load_n(s + c * C, m));
+        return;
+      }
+      const float* s[W];
+      for (int64_t l = 0; l < W; ++l) s[l] = planes[l] + offset;
+      rows_to_block(s, n, h * w - offset, dst, step);
+    }
+  };
+
   // A ring of the zero-padded, blocked rows of W source planes (h x w floats each) that the
   // kernel rows of one output row read. The source may be upsampled (the input gradient of a
   // strided conv): source pixel (y, x) sits at padded row y * up_h, column x * up_w + pad_left;
@@ -101,7 +133,7 @@ struct DepthwiseNchwBlocked {
     // Ring slot of each upsampled row, -1 for the zero rows: the divisions cost ~40 cycles
     // each, as much as the arithmetic of a 7-pixel row.
     std::vector<int64_t> slot;
-    const float* src[W];
+    Source src;
     Ring(int64_t span, int64_t cols, int64_t pad_left, int64_t up_h, int64_t up_w, int64_t h,
          int64_t w)
         : span(span), cols(cols), row_size(cols * W), pad_left(pad_left), up_h(up_h), up_w(up_w),
@@ -111,8 +143,8 @@ struct DepthwiseNchwBlocked {
       for (int64_t r = 0; r < static_cast<int64_t>(slot.size()); ++r)
         slot[r] = r % up_h ? -1 : r % span;
     }
-    void reset(const float* const* planes) {
-      std::copy(planes, planes + W, src);
+    void reset(const Source& source) {
+      src = source;
       std::fill(held.begin(), held.end(), int64_t{-1});
     }
     // Row r of the upsampled source (source row r / up_h; rows between are zero), padded.
@@ -122,10 +154,8 @@ struct DepthwiseNchwBlocked {
       float* dst = rows.data() + k * row_size;
       if (held[k] == r) return dst;
       held[k] = r;
-      const int64_t offset = (up_h == 1 ? r : r / up_h) * w + x_lo;
-      const float* s[W];
-      for (int64_t l = 0; l < W; ++l) s[l] = src[l] + offset;
-      rows_to_block(s, x_hi - x_lo, h * w - offset, dst + (x_lo * up_w + pad_left) * W, up_w * W);
+      src.row(up_h == 1 ? r : r / up_h, x_lo, x_hi - x_lo, dst + (x_lo * up_w + pad_left) * W,
+              up_w * W);
       return dst;
     }
   };
@@ -147,9 +177,9 @@ struct DepthwiseNchwBlocked {
   // with its weights: out (=|+=) bias + sum_taps w * src. src(n, c) is the source plane (h x w,
   // upsampled by up_h x up_w: the geometry q is that of the upsampled source), w_packed and
   // b_packed (nullptr: no bias) as pack_weights.
-  template <class Source>
+  template <class PlaneOf>
   static void correlate(const DepthwiseParams& q, int64_t up_h, int64_t up_w, int64_t h,
-                        int64_t w, int64_t channels, const Source& src, const float* w_packed,
+                        int64_t w, int64_t channels, const PlaneOf& src, const float* w_packed,
                         const float* b_packed, float* output, bool accumulate, int64_t begin,
                         int64_t end) {
     const int64_t kh = q.kernel_h, kw = q.kernel_w, taps = kh * kw;
@@ -175,7 +205,7 @@ struct DepthwiseNchwBlocked {
         planes[l] = live ? src(n, blk * W + l) : groups.zeros.data();
         dst[l] = live ? output + (n * channels + blk * W + l) * out_plane : groups.scratch.data();
       }
-      ring.reset(planes);
+      ring.reset(Source::nchw(planes, h, w));
       r.bias = b_packed ? b_packed + blk * W : no_bias.data();
       for (int64_t oh = 0; oh < q.out_h; ++oh) {
         const int64_t ih0 = oh * q.stride_h - q.pad_top;
@@ -224,63 +254,88 @@ struct DepthwiseNchwBlocked {
     }
   }
 
-  // The weight gradient needs an unrolled NHWC weight-row kernel (kernel widths 3, 5, 7 at
-  // stride 1 or 2); other shapes take DepthwiseSimd's phase-plane dot products.
-  static bool has_backward_weight(const DepthwiseParams& p) {
-    return Simd::nhwc_weight_row_fn(p, 1) != nullptr;
-  }
-
-  // Units: output channels oc (DepthwiseKernels::backward_weight_nchw). Per image and group,
-  // the input rows go through a ring as in the forward and each grad_output row is blocked
-  // too; DepthwiseSimd::nhwc_weight_row sums gradient x input of every tap over the row in
-  // registers, into per-image float partial sums that are folded into double in image order,
-  // as the NHWC kernel does. Every lane sums in the same order whatever its group: bitwise
-  // identical results for any split of the units.
-  static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
-                                   const float* input, float* grad_weight, int64_t begin,
-                                   int64_t end) {
+  // The weight gradient in either layout. Units: output channels (NCHW) or channels (NHWC,
+  // multiplier 1), taken W at a time from `begin`. Per image and group, the input rows go
+  // through a zero-padded ring as in the forward (every output column is interior) and each
+  // grad_output row is blocked too; weight_row sums gradient x input of every tap over the row
+  // in registers, into per-image float partial sums that are folded into double in image
+  // order. Every lane sums in the same order whatever its group: bitwise identical results
+  // for any split of the units. write(unit, tap, value) stores a result.
+  template <class Write>
+  static void weight_gradient(const DepthwiseParams& p, bool nhwc, const float* grad_output,
+                              const float* input, int64_t begin, int64_t end, const Write& write) {
     const int64_t cout = p.out_channels(), kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
     const int64_t cols = (p.out_w - 1) * p.stride_w + (kw - 1) * p.dilation_w + 1;
-    const int64_t rows_per_block = Simd::nhwc_weight_rows_per_block(kw);
+    const int64_t rows_per_call = Simd::weight_rows_per_call(kw);
     Ring ring((kh - 1) * p.dilation_h + 1, cols, p.pad_left, 1, 1, p.in_h, p.in_w);
-    // Every image is one more unit range of the same channels [begin, end).
-    Groups groups(cout, begin, end, std::max(in_plane, out_plane), 0);
-    std::vector<float> gy_row((p.out_w + W) * W), acc(taps * W);
+    // NCHW lanes past the last unit read zeros.
+    const std::vector<float> zeros(nhwc ? 0 : std::max(in_plane, out_plane), 0.f);
+    std::vector<float> gy_row(p.out_w * W), acc(taps * W);
     std::vector<double> total(taps * W);
     std::vector<const float*> xrows(kh);
-    groups.for_each([&](int64_t, int64_t blk, int64_t lo, int64_t hi) {
+    for (int64_t c0 = begin; c0 < end; c0 += W) {
+      const int64_t m = std::min(W, end - c0);
       std::fill(total.begin(), total.end(), 0.0);
       for (int64_t n = 0; n < p.batch; ++n) {
-        const float *x[W], *gy[W];
-        for (int64_t l = 0; l < W; ++l) {
-          const int64_t oc = blk * W + l;
-          const bool live = l >= lo && l < hi;
-          x[l] = live ? input + (n * p.channels + oc / p.multiplier) * in_plane : groups.zeros.data();
-          gy[l] = live ? grad_output + (n * cout + oc) * out_plane : groups.zeros.data();
+        Source x, gy;
+        if (nhwc) {
+          x = Source::nhwc(input + n * in_plane * p.channels + c0, p.in_h, p.in_w, p.channels, m);
+          gy = Source::nhwc(grad_output + n * out_plane * cout + c0, p.out_h, p.out_w, cout, m);
+        } else {
+          const float *xp[W], *gp[W];
+          for (int64_t l = 0; l < W; ++l) {
+            const int64_t oc = c0 + l;
+            xp[l] = l < m ? input + (n * p.channels + oc / p.multiplier) * in_plane : zeros.data();
+            gp[l] = l < m ? grad_output + (n * cout + oc) * out_plane : zeros.data();
+          }
+          x = Source::nchw(xp, p.in_h, p.in_w);
+          gy = Source::nchw(gp, p.out_h, p.out_w);
         }
         ring.reset(x);
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t oh = 0; oh < p.out_h; ++oh) {
-          const float* gy_src[W];
-          for (int64_t l = 0; l < W; ++l) gy_src[l] = gy[l] + oh * p.out_w;
-          rows_to_block(gy_src, p.out_w, out_plane - oh * p.out_w, gy_row.data(), W);
+          gy.row(oh, 0, p.out_w, gy_row.data(), W);
           const int64_t ih0 = oh * p.stride_h - p.pad_top;
           int64_t i_lo, i_hi;  // kernel rows inside the image
           valid_output_range(ih0, p.dilation_h, p.in_h, kh, &i_lo, &i_hi);
           for (int64_t i = i_lo; i < i_hi; ++i) xrows[i] = ring.fetch(ih0 + i * p.dilation_h);
-          for (int64_t i0 = i_lo; i0 < i_hi; i0 += rows_per_block) {
-            const int64_t rows = std::min(rows_per_block, i_hi - i0);
-            Simd::nhwc_weight_row_fn(p, rows)(xrows.data() + i0, gy_row.data(), W, p.dilation_w,
-                                              0, p.out_w, 0, acc.data() + i0 * kw * W, W);
+          for (int64_t i0 = i_lo; i0 < i_hi; i0 += rows_per_call) {
+            const int64_t rows = std::min(rows_per_call, i_hi - i0);
+            for (int64_t j0 = 0; j0 < kw; j0 += Simd::kWeightChunk) {
+              const int64_t width = std::min(Simd::kWeightChunk, kw - j0);
+              const float* chunk_rows[3];  // rows_per_call <= 3
+              for (int64_t r = 0; r < rows; ++r)
+                chunk_rows[r] = xrows[i0 + r] + j0 * p.dilation_w * W;
+              Simd::weight_row_fn(p.stride_w, rows, width)(
+                  chunk_rows, gy_row.data(), p.out_w, W, p.stride_w, p.dilation_w,
+                  acc.data() + (i0 * kw + j0) * W, kw * W, W);
+            }
           }
         }
         for (int64_t t = 0; t < taps * W; ++t) total[t] += acc[t];
       }
-      for (int64_t l = lo; l < hi; ++l)
-        for (int64_t t = 0; t < taps; ++t)
-          grad_weight[(blk * W + l) * taps + t] = static_cast<float>(total[t * W + l]);
-    });
+      for (int64_t l = 0; l < m; ++l)
+        for (int64_t t = 0; t < taps; ++t) write(c0 + l, t, static_cast<float>(total[t * W + l]));
+    }
+  }
+
+  // Units: output channels oc (DepthwiseKernels::backward_weight_nchw).
+  static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
+                                   const float* input, float* grad_weight, int64_t begin,
+                                   int64_t end) {
+    const int64_t taps = p.kernel_h * p.kernel_w;
+    weight_gradient(p, false, grad_output, input, begin, end,
+                    [&](int64_t oc, int64_t t, float v) { grad_weight[oc * taps + t] = v; });
+  }
+
+  // Units: channels c, multiplier 1 (DepthwiseKernels::backward_weight_nhwc).
+  static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
+                                   const float* input, float* grad_weight_packed, int64_t begin,
+                                   int64_t end) {
+    const int64_t C = p.channels;
+    weight_gradient(p, true, grad_output, input, begin, end,
+                    [&](int64_t c, int64_t t, float v) { grad_weight_packed[t * C + c] = v; });
   }
 };
 

@@ -58,110 +58,11 @@ struct DepthwiseSimd {
     return q;
   }
 
-  // NCHW weight gradient: channel-blocked rows and the NHWC weight-row kernel where one is
-  // unrolled for the kernel (depthwise_nchw_blocked.h), else the phase planes below.
+  // NCHW weight gradient: channel-blocked rows (depthwise_nchw_blocked.h).
   static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight, int64_t begin,
                                    int64_t end) {
-    if (DepthwiseNchwBlocked<V>::has_backward_weight(p))
-      return DepthwiseNchwBlocked<V>::backward_weight_nchw(p, grad_output, input, grad_weight,
-                                                           begin, end);
-    backward_weight_nchw_phases(p, grad_output, input, grad_weight, begin, end);
-  }
-
-  // Weight gradient as flat dot products. The zero-padded input is split into its stride_h x
-  // stride_w phase planes (phase (a, b) holds padded pixels (r * stride_h + a, c * stride_w + b)),
-  // all of pitch Q, and grad_output is copied with pitch Q too (zeros past each row). Then tap
-  // (i, j) pairs output pixel q = oh * Q + ow with element q + its offset in one phase plane:
-  // each tap's sum over the plane is a unit-stride dot product, full vectors, no per-row work,
-  // any stride or dilation. (Per-row, per-tap loops spent most of their time in setup on narrow
-  // planes: 2x slower at 14x14, 2.3x at 7x7; strided loads wasted half of every stride-2 load.)
-  // Up to kTapsPerSweep taps share one sweep, their sums in registers. Vector partial sums
-  // cover one plane, then fold into double.
-  static constexpr int64_t kTapsPerSweep = 12;  // accumulators: 12 of AVX2's 16 registers
-
-  // Adds the sums of NT taps (tap t reads x[t][q]) over the n (a whole number of vectors)
-  // pixels of gy to total[0 .. NT).
-  template <int NT>
-  __attribute__((noinline)) static void sweep_taps(const float* gy, const float* const* x,
-                                                   int64_t n, double* total) {
-    reg a[NT];
-    for (int t = 0; t < NT; ++t) a[t] = V::zero();
-    for (int64_t q = 0; q < n; q += W) {
-      const reg g = V::load(gy + q);
-      for (int t = 0; t < NT; ++t) a[t] = V::fma(g, V::load(x[t] + q), a[t]);
-    }
-    for (int t = 0; t < NT; ++t) total[t] += V::sum(a[t]);
-  }
-
-  static void sweep(const float* gy, const float* const* x, int64_t taps, int64_t n,
-                    double* total) {
-    using Fn = void (*)(const float*, const float* const*, int64_t, double*);
-    static constexpr Fn fns[kTapsPerSweep + 1] = {
-        nullptr,        sweep_taps<1>,  sweep_taps<2>,  sweep_taps<3>, sweep_taps<4>,
-        sweep_taps<5>,  sweep_taps<6>,  sweep_taps<7>,  sweep_taps<8>, sweep_taps<9>,
-        sweep_taps<10>, sweep_taps<11>, sweep_taps<12>};
-    for (int64_t t = 0; t < taps; t += kTapsPerSweep)
-      fns[std::min(kTapsPerSweep, taps - t)](gy, x + t, n, total + t);
-  }
-
-  static void backward_weight_nchw_phases(const DepthwiseParams& p, const float* grad_output,
-                                          const float* input, float* grad_weight,
-                                          int64_t begin, int64_t end) {
-    const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
-    const int64_t sh = p.stride_h, sw = p.stride_w;
-    // Padded extent the output reads, and the phase planes' rows and pitch.
-    const int64_t rows = (p.out_h - 1) * sh + (p.kernel_h - 1) * p.dilation_h + 1;
-    const int64_t cols = (p.out_w - 1) * sw + (p.kernel_w - 1) * p.dilation_w + 1;
-    const int64_t Q = (cols + sw - 1) / sw, phase_rows = (rows + sh - 1) / sh;
-    const int64_t n = ((p.out_h - 1) * Q + p.out_w + W - 1) / W * W;  // flat pixels, whole vectors
-    // Each phase plane: its rows, then slack for the last vector of the farthest tap.
-    const int64_t plane = std::max(phase_rows * Q, n + ((p.kernel_h - 1) * p.dilation_h / sh) * Q +
-                                                       (p.kernel_w - 1) * p.dilation_w / sw) + W;
-    std::vector<float> phases(sh * sw * plane, 0.f), gy_flat(n, 0.f);
-    std::vector<const float*> tap_x(taps);
-    for (int64_t i = 0; i < p.kernel_h; ++i)
-      for (int64_t j = 0; j < p.kernel_w; ++j) {
-        const int64_t r = i * p.dilation_h, c = j * p.dilation_w;
-        tap_x[i * p.kernel_w + j] =
-            phases.data() + (r % sh * sw + c % sw) * plane + r / sh * Q + c / sw;
-      }
-    // Fills the phase planes from one input plane; only positions inside the input are written,
-    // the same ones every time, so the padding stays zero.
-    const auto load_phases = [&](const float* x) {
-      for (int64_t a = 0; a < sh; ++a)
-        for (int64_t b = 0; b < sw; ++b) {
-          float* dst = phases.data() + (a * sw + b) * plane;
-          int64_t c_lo, c_hi;  // phase columns c with c * sw + b - pad_left inside the row
-          valid_output_range(b - p.pad_left, sw, p.in_w, Q, &c_lo, &c_hi);
-          for (int64_t r = 0; r < phase_rows; ++r) {
-            const int64_t y = r * sh + a - p.pad_top;
-            if (y < 0 || y >= p.in_h) continue;
-            const float* src = x + y * p.in_w + b - p.pad_left;
-            float* d = dst + r * Q;
-            int64_t c = c_lo;
-            if (sw == 1) {
-              std::copy(src + c_lo, src + c_hi, d + c_lo);
-              continue;
-            }
-            if (sw == 2)  // vector deinterleave while the 2W floats read stay inside the row
-              for (; c + W < c_hi; c += W) V::store(d + c, V::load_even_full(src + 2 * c));
-            for (; c < c_hi; ++c) d[c] = src[c * sw];
-          }
-        }
-    };
-    std::vector<double> total(taps);
-    for (int64_t oc = begin; oc < end; ++oc) {
-      std::fill(total.begin(), total.end(), 0.0);
-      for (int64_t b = 0; b < p.batch; ++b) {
-        const float* gy = grad_output + (b * cout + oc) * p.out_h * p.out_w;
-        for (int64_t oh = 0; oh < p.out_h; ++oh)  // the gaps between rows stay zero
-          std::copy(gy + oh * p.out_w, gy + (oh + 1) * p.out_w, gy_flat.begin() + oh * Q);
-        load_phases(input + (b * p.channels + oc / p.multiplier) * p.in_h * p.in_w);
-        sweep(gy_flat.data(), tap_x.data(), taps, n, total.data());
-      }
-      for (int64_t t = 0; t < taps; ++t) grad_weight[oc * taps + t] = static_cast<float>(total[t]);
-    }
+    DepthwiseNchwBlocked<V>::backward_weight_nchw(p, grad_output, input, grad_weight, begin, end);
   }
 
   // ---- NHWC forward ----------------------------------------------------------------------
@@ -435,85 +336,95 @@ struct DepthwiseSimd {
     }
   }
 
-  // NHWC weight gradient, interior columns of one output row, one vector of channels: the R x KW
-  // taps of kernel rows [i0, i0 + R) accumulate in registers over the row (R * KW independent FMA
-  // chains; each gradient vector feeds them all) and are added to the partial sums `acc` (tap
-  // (r, j) at acc + (r * KW + j) * span) once per row instead of once per pixel.
+  // Weight gradient of one output row, one vector of channels: the R x KW taps of R kernel
+  // rows and KW kernel columns (the kernel's columns, or a chunk of wider ones) accumulate in
+  // registers over n output pixels (R * KW independent FMA chains; each gradient vector feeds
+  // them all), then are added to the partial sums `acc` (tap (r, j) at acc + r * acc_row +
+  // j * acc_col) once per row instead of once per pixel. Pixels are `pitch` floats apart in gy
+  // and in the input rows; xrows[r] points at tap (r, 0) of the first pixel, which must be
+  // inside the row for every tap (interior columns, or zero-padded rows). S: the stride when
+  // known at compile time (1, 2), else 0.
   template <int R, int KW, int S>
-  __attribute__((noinline)) static void nhwc_weight_row(const float* const* xrows,
-                                                        const float* gyrow, int64_t C,
-                                                        int64_t dil, int64_t ow0, int64_t ow1,
-                                                        int64_t col0, float* acc, int64_t span) {
+  __attribute__((noinline)) static void weight_row(const float* const* xrows, const float* gy,
+                                                   int64_t n, int64_t pitch, int64_t stride,
+                                                   int64_t dil, float* acc, int64_t acc_row,
+                                                   int64_t acc_col) {
+    const int64_t step = (S ? S : stride) * pitch, tap = dil * pitch;
     reg a[R][KW];
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < KW; ++j) a[r][j] = V::zero();
-    for (int64_t ow = ow0; ow < ow1; ++ow) {
-      const reg g = V::load(gyrow + ow * C);
-      const int64_t col = (ow * S + col0) * C;  // input column of tap j = 0
+    for (int64_t q = 0; q < n; ++q) {
+      const reg g = V::load(gy + q * pitch);
       for (int r = 0; r < R; ++r) {
-        const float* x = xrows[r] + col;
-        for (int j = 0; j < KW; ++j) a[r][j] = V::fma(g, V::load(x + j * dil * C), a[r][j]);
+        const float* x = xrows[r] + q * step;
+        for (int j = 0; j < KW; ++j) a[r][j] = V::fma(g, V::load(x + j * tap), a[r][j]);
       }
     }
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < KW; ++j) {
-        float* t = acc + (r * KW + j) * span;
+        float* t = acc + r * acc_row + j * acc_col;
         V::store(t, V::add(V::load(t), a[r][j]));
       }
   }
 
-  using NhwcWeightRowFn = void (*)(const float* const*, const float*, int64_t, int64_t, int64_t,
-                                   int64_t, int64_t, float*, int64_t);
-  // Rows per register block for a kernel width: at most 12 accumulators (16 registers on AVX2).
-  static constexpr int64_t nhwc_weight_rows_per_block(int64_t kw) { return kw == 3 ? 3 : kw == 5 ? 2 : 1; }
-  template <int KW, int S>
-  static NhwcWeightRowFn nhwc_weight_row_fn(int64_t rows) {
-    if constexpr (KW == 3) {
-      if (rows == 3) return nhwc_weight_row<3, 3, S>;
-      if (rows == 2) return nhwc_weight_row<2, 3, S>;
-    }
-    if constexpr (KW == 5) {
-      if (rows == 2) return nhwc_weight_row<2, 5, S>;
-    }
-    return nhwc_weight_row<1, KW, S>;
-  }
+  using WeightRowFn = void (*)(const float* const*, const float*, int64_t, int64_t, int64_t,
+                               int64_t, float*, int64_t, int64_t);
+  // Kernel rows per call for a kernel width: 3x3 and 5x5 fill 9 and 10 of the 12 accumulators
+  // that leave AVX2's 16 registers room for the gradient and the loads.
+  static int64_t weight_rows_per_call(int64_t kw) { return kw == 3 ? 3 : kw == 5 ? 2 : 1; }
+  // Kernel columns per call: wider kernels go in chunks of 7.
+  static constexpr int64_t kWeightChunk = 7;
+  // rows: at most weight_rows_per_call(width); more than one only for widths 3 and 5.
   template <int S>
-  static NhwcWeightRowFn nhwc_weight_row_fn(int64_t kw, int64_t rows) {
-    if (kw == 3) return nhwc_weight_row_fn<3, S>(rows);
-    if (kw == 5) return nhwc_weight_row_fn<5, S>(rows);
-    if (kw == 7) return nhwc_weight_row_fn<7, S>(rows);
-    return nullptr;
+  static WeightRowFn weight_row_fn(int64_t rows, int64_t width) {
+    if (rows == 3 && width == 3) return weight_row<3, 3, S>;
+    if (rows == 2 && width == 3) return weight_row<2, 3, S>;
+    if (rows == 2 && width == 5) return weight_row<2, 5, S>;
+    switch (width) {
+      case 1: return weight_row<1, 1, S>;
+      case 2: return weight_row<1, 2, S>;
+      case 3: return weight_row<1, 3, S>;
+      case 4: return weight_row<1, 4, S>;
+      case 5: return weight_row<1, 5, S>;
+      case 6: return weight_row<1, 6, S>;
+      default: return weight_row<1, 7, S>;
+    }
   }
-  static NhwcWeightRowFn nhwc_weight_row_fn(const DepthwiseParams& p, int64_t rows) {
-    if (p.stride_w == 1) return nhwc_weight_row_fn<1>(p.kernel_w, rows);
-    if (p.stride_w == 2) return nhwc_weight_row_fn<2>(p.kernel_w, rows);
-    return nullptr;
+  static WeightRowFn weight_row_fn(int64_t stride, int64_t rows, int64_t width) {
+    if (stride == 1) return weight_row_fn<1>(rows, width);
+    if (stride == 2) return weight_row_fn<2>(rows, width);
+    return weight_row_fn<0>(rows, width);
   }
 
-  // NHWC weight gradient, multiplier 1: units are input channels. Per output row, the interior
-  // columns (every tap inside the row) of each whole vector of channels run nhwc_weight_row
-  // (kernel widths 3, 5, 7, stride 1 or 2); the border columns, a last partial vector of
-  // channels and other kernels go pixel by pixel: output pixel, then W-channel chunk, then every
-  // tap whose input pixel exists, adding gradient x input into its (tap, chunk) partial sum in a
-  // small L1-resident array. Every load is contiguous (a pass per tap along a row instead reads
+  // NHWC weight gradient, multiplier 1: units are input channels. Kernels up to 7 wide read
+  // the input in place: per output row, the interior columns (every tap inside the row) of each
+  // whole vector of channels run weight_row; the border columns and a last partial vector of
+  // channels go pixel by pixel: output pixel, then W-channel chunk, then every tap whose input
+  // pixel exists, adding gradient x input into its (tap, chunk) partial sum in a small
+  // L1-resident array. Every load is contiguous (a pass per tap along a row instead reads
   // channel-strided and is bound by cache misses, ~3x slower). Per-image float partial sums are
-  // folded into double in image order.
+  // folded into double in image order. Wider kernels have wide borders (31x31 on 56x56: 30 of
+  // 56 columns) and take the zero-padded rows of depthwise_nchw_blocked.h instead (5.6x faster
+  // there; 1.2-3x slower than this path at 3x3, whose borders are two columns).
   static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight_packed, int64_t begin,
                                    int64_t end) {
     if (p.multiplier != 1)
       return depthwise_scalar_kernels<float>().backward_weight_nhwc(p, grad_output, input,
                                                                     grad_weight_packed, begin, end);
+    if (p.kernel_w > kWeightChunk)
+      return DepthwiseNchwBlocked<V>::backward_weight_nhwc(p, grad_output, input,
+                                                           grad_weight_packed, begin, end);
     const int64_t C = p.channels, kw = p.kernel_w, taps = p.kernel_h * kw;
     const int64_t span = (end - begin + W - 1) / W * W;  // partial-sum columns per tap
     std::vector<float> acc(taps * span);
     std::vector<double> total(taps * span, 0.0);
     std::vector<const float*> xrows(p.kernel_h), block_rows(p.kernel_h);
     const TapRanges ranges(p);
-    const int64_t rows_per_block = nhwc_weight_rows_per_block(kw);
+    const int64_t rows_per_block = weight_rows_per_call(kw);
     const int64_t full_end = begin + (end - begin) / W * W;  // whole vectors of channels
     const int64_t int_lo = ranges.interior_lo, int_hi = ranges.interior_hi;
-    const bool fast = nhwc_weight_row_fn(p, 1) != nullptr && int_hi > int_lo && full_end > begin;
+    const bool fast = int_hi > int_lo && full_end > begin;
     for (int64_t n = 0; n < p.batch; ++n) {
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t oh = 0; oh < p.out_h; ++oh) {
@@ -549,13 +460,15 @@ struct DepthwiseSimd {
         by_pixel(0, int_lo, begin, end);
         by_pixel(int_hi, p.out_w, begin, end);
         by_pixel(int_lo, int_hi, full_end, end);
+        // Tap (i, 0) of output column int_lo, channel 0.
+        const int64_t col0 = (int_lo * p.stride_w - p.pad_left) * C;
         for (int64_t i0 = i_lo; i0 < i_hi; i0 += rows_per_block) {
           const int64_t rows = std::min(rows_per_block, i_hi - i0);
-          const NhwcWeightRowFn row_fn = nhwc_weight_row_fn(p, rows);
+          const WeightRowFn row_fn = weight_row_fn(p.stride_w, rows, kw);
           for (int64_t c0 = begin; c0 < full_end; c0 += W) {
-            for (int64_t r = 0; r < rows; ++r) block_rows[r] = xrows[i0 + r] + c0;
-            row_fn(block_rows.data(), gyrow + c0, C, p.dilation_w, int_lo, int_hi, -p.pad_left,
-                   acc.data() + i0 * kw * span + (c0 - begin), span);
+            for (int64_t r = 0; r < rows; ++r) block_rows[r] = xrows[i0 + r] + col0 + c0;
+            row_fn(block_rows.data(), gyrow + int_lo * C + c0, int_hi - int_lo, C, p.stride_w,
+                   p.dilation_w, acc.data() + i0 * kw * span + (c0 - begin), kw * span, span);
           }
         }
       }

@@ -40,18 +40,6 @@ struct Vec {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // p[0], p[2], ..., p[2(n-1)]: reads only those 2n-1 floats.
-  static reg load_even(const float* p, int64_t n) {
-    const int64_t span = 2 * n - 1;
-    return even_of(load(p, span), span > width ? load(p + width, span - width) : zero());
-  }
-  // p[0], p[2], ..., p[2(W-1)], reading p[0 .. 2W-1] (the caller guarantees p[2W-1] exists).
-  static reg load_even_full(const float* p) { return even_of(load(p), load(p + width)); }
-  // [a0 a2 b0 b2 | a4 a6 b4 b6] -> [a0 a2 a4 a6 | b0 b2 b4 b6]
-  static reg even_of(reg a, reg b) {
-    const reg s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
-  }
   // r[i][j] -> r[j][i]: the 8 x 8 matrix whose rows are r[0..7], transposed in registers.
   static void transpose(reg* r) {
     __m256 t[8], u[8];
@@ -70,12 +58,6 @@ struct Vec {
       r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
       r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
     }
-  }
-  // p[0], p[s], ..., p[s(n-1)] for any stride.
-  static reg load_strided(const float* p, int64_t s, int64_t n) {
-    const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
-                                           _mm256_set1_epi32(static_cast<int>(s)));
-    return _mm256_mask_i32gather_ps(zero(), p, idx, _mm256_castsi256_ps(first(n)), 4);
   }
 };
 

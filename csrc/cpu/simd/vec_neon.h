@@ -33,13 +33,6 @@ struct Vec {
   static reg fma(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }
   static reg add(reg a, reg b) { return vaddq_f32(a, b); }
   static float sum(reg v) { return vaddvq_f32(v); }
-  // p[0], p[2], ..., p[2(n-1)]: reads only those 2n-1 floats (vld2q_f32 would read 2n).
-  static reg load_even(const float* p, int64_t n) {
-    if (n < width) return load_strided(p, 2, n);
-    return vuzp1q_f32(vld1q_f32(p), load(p + width, width - 1));
-  }
-  // p[0], p[2], ..., p[2(W-1)], reading p[0 .. 2W-1] (the caller guarantees p[2W-1] exists).
-  static reg load_even_full(const float* p) { return vld2q_f32(p).val[0]; }
   // r[i][j] -> r[j][i]: the 4 x 4 matrix whose rows are r[0..3], transposed in registers.
   static void transpose(reg* r) {
     const float32x4_t t0 = vtrn1q_f32(r[0], r[1]), t1 = vtrn2q_f32(r[0], r[1]);
@@ -50,11 +43,6 @@ struct Vec {
     };
     r[0] = pairs(t0, t2, false), r[1] = pairs(t1, t3, false);
     r[2] = pairs(t0, t2, true), r[3] = pairs(t1, t3, true);
-  }
-  static reg load_strided(const float* p, int64_t s, int64_t n) {
-    float buf[width] = {0.f, 0.f, 0.f, 0.f};
-    for (int64_t i = 0; i < n && i < width; ++i) buf[i] = p[i * s];
-    return vld1q_f32(buf);
   }
 };
 
