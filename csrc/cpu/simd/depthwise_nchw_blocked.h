@@ -130,18 +130,19 @@ struct DepthwiseNchwBlocked {
     int64_t span, cols, row_size, pad_left, up_h, up_w, h, w, x_lo, x_hi;
     std::vector<float> rows, zero_row;
     std::vector<int64_t> held;
-    // Ring slot of each upsampled row, -1 for the zero rows: the divisions cost ~40 cycles
-    // each, as much as the arithmetic of a 7-pixel row.
-    std::vector<int64_t> slot;
+    // Ring slot (-1 for the zero rows) and source row of each upsampled row: the divisions
+    // cost ~40 cycles each, as much as the arithmetic of a 7-pixel row.
+    std::vector<int64_t> slot, source_row;
     Source src;
     Ring(int64_t span, int64_t cols, int64_t pad_left, int64_t up_h, int64_t up_w, int64_t h,
          int64_t w)
         : span(span), cols(cols), row_size(cols * W), pad_left(pad_left), up_h(up_h), up_w(up_w),
-          h(h), w(w), rows(span * cols * W, 0.f), held(span), slot((h - 1) * up_h + 1) {
+          h(h), w(w), rows(span * cols * W, 0.f), held(span), slot((h - 1) * up_h + 1),
+          source_row(slot.size()) {
       valid_output_range(pad_left, up_w, cols, w, &x_lo, &x_hi);  // source columns inside
       if (up_h > 1) zero_row.assign(row_size, 0.f);
       for (int64_t r = 0; r < static_cast<int64_t>(slot.size()); ++r)
-        slot[r] = r % up_h ? -1 : r % span;
+        slot[r] = r % up_h ? -1 : r % span, source_row[r] = r / up_h;
     }
     void reset(const Source& source) {
       src = source;
@@ -154,7 +155,7 @@ struct DepthwiseNchwBlocked {
       float* dst = rows.data() + k * row_size;
       if (held[k] == r) return dst;
       held[k] = r;
-      src.row(up_h == 1 ? r : r / up_h, x_lo, x_hi - x_lo, dst + (x_lo * up_w + pad_left) * W,
+      src.row(source_row[r], x_lo, x_hi - x_lo, dst + (x_lo * up_w + pad_left) * W,
               up_w * W);
       return dst;
     }
