@@ -73,7 +73,7 @@ inline void valid_output_range(int64_t offset, int64_t stride, int64_t size, int
   if (*hi < *lo) *hi = *lo;
 }
 
-// For every horizontal tap j of an NCHW row kernel: the output columns [lo, lo + count) whose
+// For every horizontal tap j of a row kernel: the output columns [lo, lo + count) whose
 // input column (ow * stride + j * dilation - pad_left) lies inside the row, and the input column
 // `first` of output column lo. Computed once per call, not per row: integer divisions in the row
 // loop cost more than the short rows themselves.

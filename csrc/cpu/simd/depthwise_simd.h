@@ -19,7 +19,7 @@ namespace sepconv {
 namespace cpu {
 
 template <class V>
-struct DepthwiseNchwBlocked;  // depthwise_nchw_blocked.h, included at the end
+struct DepthwiseBlocked;  // depthwise_blocked.h, included at the end
 
 template <class V>
 struct DepthwiseSimd {
@@ -34,15 +34,15 @@ struct DepthwiseSimd {
   }
 
   // NCHW forward and input gradient: channel-blocked rows and the NHWC row kernels below
-  // (depthwise_nchw_blocked.h).
+  // (depthwise_blocked.h).
   static void forward_nchw(const DepthwiseParams& p, const float* input, const float* weight,
                            const float* bias, float* output, int64_t begin, int64_t end) {
-    DepthwiseNchwBlocked<V>::forward_nchw(p, input, weight, bias, output, begin, end);
+    DepthwiseBlocked<V>::forward_nchw(p, input, weight, bias, output, begin, end);
   }
   static void backward_input_nchw(const DepthwiseParams& p, const float* grad_output,
                                   const float* weight, float* grad_input, int64_t begin,
                                   int64_t end) {
-    DepthwiseNchwBlocked<V>::backward_input_nchw(p, grad_output, weight, grad_input, begin, end);
+    DepthwiseBlocked<V>::backward_input_nchw(p, grad_output, weight, grad_input, begin, end);
   }
 
   // The input gradient as a forward correlation: grad_output with (stride - 1) zeros inserted
@@ -58,11 +58,11 @@ struct DepthwiseSimd {
     return q;
   }
 
-  // NCHW weight gradient: channel-blocked rows (depthwise_nchw_blocked.h).
+  // NCHW weight gradient: channel-blocked rows (depthwise_blocked.h).
   static void backward_weight_nchw(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight, int64_t begin,
                                    int64_t end) {
-    DepthwiseNchwBlocked<V>::backward_weight_nchw(p, grad_output, input, grad_weight, begin, end);
+    DepthwiseBlocked<V>::backward_weight_nchw(p, grad_output, input, grad_weight, begin, end);
   }
 
   // ---- NHWC forward ----------------------------------------------------------------------
@@ -404,7 +404,7 @@ struct DepthwiseSimd {
   // L1-resident array. Every load is contiguous (a pass per tap along a row instead reads
   // channel-strided and is bound by cache misses, ~3x slower). Per-image float partial sums are
   // folded into double in image order. Wider kernels have wide borders (31x31 on 56x56: 30 of
-  // 56 columns) and take the zero-padded rows of depthwise_nchw_blocked.h instead (5.6x faster
+  // 56 columns) and take the zero-padded rows of depthwise_blocked.h instead (5.6x faster
   // there; 1.2-3x slower than this path at 3x3, whose borders are two columns).
   static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight_packed, int64_t begin,
@@ -413,7 +413,7 @@ struct DepthwiseSimd {
       return depthwise_scalar_kernels<float>().backward_weight_nhwc(p, grad_output, input,
                                                                     grad_weight_packed, begin, end);
     if (p.kernel_w > kWeightChunk)
-      return DepthwiseNchwBlocked<V>::backward_weight_nhwc(p, grad_output, input,
+      return DepthwiseBlocked<V>::backward_weight_nhwc(p, grad_output, input,
                                                            grad_weight_packed, begin, end);
     const int64_t C = p.channels, kw = p.kernel_w, taps = p.kernel_h * kw;
     const int64_t span = (end - begin + W - 1) / W * W;  // partial-sum columns per tap
@@ -490,4 +490,4 @@ struct DepthwiseSimd {
 }  // namespace cpu
 }  // namespace sepconv
 
-#include "depthwise_nchw_blocked.h"
+#include "depthwise_blocked.h"

@@ -1,13 +1,15 @@
-// NCHW depthwise kernels through channel-blocked rows, W planes of one image at a time: each
-// row of the W source planes is transposed in registers (V::transpose, W x W floats at a time)
-// into a row in the layout of the NHWC kernels (one block: pixel-major, lane l = plane l), the
-// NHWC row kernels of depthwise_simd.h do the arithmetic, and output rows are transposed back
-// into the planes. Kernels vectorised along W instead spent more on loop, border and
-// partial-vector overhead than on FMAs on narrow planes (7x7 to 28x28) and reloaded every
-// input row once per kernel row on large kernels; here every FMA does W channels of work
-// whatever the plane's width, strided taps are plain loads, and the transposes cost about one
-// shuffle per float moved. Measured on Zen 3 (AVX2, 1 thread, N=8) against those row kernels:
-// forward 1.3-2.3x faster on every benchmark shape (31x31: 129 -> 73 ms).
+// Depthwise kernels on channel-blocked, zero-padded rows, W channels of one image at a time.
+// NCHW (forward, input gradient, weight gradient): each row of W source planes is transposed in
+// registers (V::transpose, W x W floats at a time) into a row in the layout of the NHWC kernels
+// (one block: pixel-major, lane l = plane l), the row kernels of depthwise_simd.h do the
+// arithmetic, and output rows are transposed back into the planes. Kernels vectorised along W
+// instead spent more on loop, border and partial-vector overhead than on FMAs on narrow planes
+// (7x7 to 28x28) and reloaded every input row once per kernel row on large kernels; here every
+// FMA does W channels of work whatever the plane's width, strided taps are plain loads, and the
+// transposes cost about one shuffle per float moved. Measured on Zen 3 (AVX2, 1 thread, N=8)
+// against those row kernels: 1.3-3x faster on every benchmark shape and direction (forward
+// 31x31: 129 -> 73 ms). NHWC (weight gradient of kernels wider than 7): the same rows, copied
+// instead of transposed, so that every output column is interior.
 //
 // Included at the end of depthwise_simd.h; part of the same per-ISA translation unit.
 #pragma once
@@ -18,7 +20,7 @@ namespace sepconv {
 namespace cpu {
 
 template <class V>
-struct DepthwiseNchwBlocked {
+struct DepthwiseBlocked {
   using Simd = DepthwiseSimd<V>;
   using reg = typename V::reg;
   static constexpr int64_t W = V::width;
