@@ -632,3 +632,32 @@ def test_thread_counts(threads):
             check_sep(_case(C=16, N=4, H=16, W=18, k=5, M=1, stride=2, layout=layout, dtype=F32, seed=threads))
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("k,M", [(3, 1), (3, 2), (9, 1)], ids=["k3", "k3-M2", "k9"])
+def test_depthwise_results_independent_of_thread_count(layout, k, M):
+    """Forward and all three gradients are bitwise equal for 1, 2 and 3 threads: every output
+    element, and every weight-gradient tap, is summed in one fixed order whatever the split of
+    the work (the kernels' documented contract; a split-dependent fold would differ in the last
+    bits). 17 channels: split points fall inside vectors of channels."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 17, 23, 19, generator=g)
+    if layout == "cl":
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(17 * M, 1, k, k, generator=g)
+    b = torch.randn(17 * M, generator=g)
+    gy = torch.randn(3, 17 * M, 23, 19, generator=g)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+            y = sc.depthwise_conv2d(xr, wr, br, 1, k // 2)
+            results.append((y.detach(),) + torch.autograd.grad(y, (xr, wr, br), gy))
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            assert torch.equal(a, c)

@@ -424,7 +424,9 @@ struct DepthwiseSimd {
     const int64_t rows_per_block = weight_rows_per_call(kw);
     const int64_t full_end = begin + (end - begin) / W * W;  // whole vectors of channels
     const int64_t int_lo = ranges.interior_lo, int_hi = ranges.interior_hi;
-    const bool fast = int_hi > int_lo && full_end > begin;
+    // Also without a whole vector of channels: a channel's pixels are then summed in the same
+    // order (borders, then interior) whichever range it falls in.
+    const bool fast = int_hi > int_lo;
     for (int64_t n = 0; n < p.batch; ++n) {
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t oh = 0; oh < p.out_h; ++oh) {

@@ -4,6 +4,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "../../cpu/dispatch.h"
 #include "../checks.h"
 #include "cpu_kernels.h"
@@ -66,9 +68,15 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
       const at::Tensor x = input.contiguous(kChannelsLast);
       const at::Tensor gy = grad_output.contiguous(kChannelsLast);
       at::Tensor packed = at::empty({p.kernel_h, p.kernel_w, cout}, input.options());
-      parallel_units(p.channels, work * p.multiplier, [&](int64_t b, int64_t e) {
+      // Threads split the channels at multiples of 16, a multiple of every vector width: the
+      // SIMD kernel sums whole vectors of channels in another order than a partial one, so a
+      // split inside a vector would make the result depend on the thread count.
+      constexpr int64_t kChannelsPerUnit = 16;
+      const int64_t units = (p.channels + kChannelsPerUnit - 1) / kChannelsPerUnit;
+      parallel_units(units, work * p.multiplier * kChannelsPerUnit, [&](int64_t b, int64_t e) {
         kernels.backward_weight_nhwc(p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                                     packed.data_ptr<scalar_t>(), b, e);
+                                     packed.data_ptr<scalar_t>(), b * kChannelsPerUnit,
+                                     std::min(p.channels, e * kChannelsPerUnit));
       });
       grad_weight = packed.permute({2, 0, 1}).unsqueeze(1).contiguous();
     } else {
