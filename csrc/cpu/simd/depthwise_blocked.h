@@ -94,34 +94,44 @@ struct DepthwiseBlocked {
   };
 
   // Where the W lanes of a group come from, in one image of h x w pixels: W planes (NCHW,
-  // transposed), or m <= W consecutive channels of pixel-major rows with C channels (NHWC,
-  // copied; lanes past m are zero).
+  // transposed), or m <= W channels `step` apart of pixel-major rows with C channels (NHWC,
+  // copied, or gathered when step > 1; lanes past m are zero).
   struct Source {
     const float* planes[W];
-    const float* image = nullptr;  // NHWC: the image's first pixel, channel c0
-    int64_t h = 0, w = 0, C = 0, m = 0;
+    const float* image = nullptr;  // NHWC: the image's first pixel, first channel
+    int64_t h = 0, w = 0, C = 0, m = 0, step = 1;
     static Source nchw(const float* const* planes, int64_t h, int64_t w) {
       Source s;
       std::copy(planes, planes + W, s.planes);
       s.h = h, s.w = w;
       return s;
     }
-    static Source nhwc(const float* image, int64_t h, int64_t w, int64_t C, int64_t m) {
+    static Source nhwc(const float* image, int64_t h, int64_t w, int64_t C, int64_t m,
+                       int64_t step = 1) {
       Source s;
-      s.image = image, s.h = h, s.w = w, s.C = C, s.m = m;
+      s.image = image, s.h = h, s.w = w, s.C = C, s.m = m, s.step = step;
       return s;
     }
-    // Columns [x0, x0 + n) of row y, blocked: column x0 + c at dst + c * step.
-    void row(int64_t y, int64_t x0, int64_t n, float* dst, int64_t step) const {
+    // Columns [x0, x0 + n) of row y, blocked: column x0 + c at dst + c * stride.
+    void row(int64_t y, int64_t x0, int64_t n, float* dst, int64_t stride) const {
       const int64_t offset = y * w + x0;
+      if (image && step == 1) {
+        const float* s = image + offset * C;
+        for (int64_t c = 0; c < n; ++c) V::store(dst + c * stride, Simd::load_n(s + c * C, m));
+        return;
+      }
       if (image) {
         const float* s = image + offset * C;
-        for (int64_t c = 0; c < n; ++c) V::store(dst + c * step, Simd::load_n(s + c * C, m));
+        alignas(64) float lanes[W] = {};
+        for (int64_t c = 0; c < n; ++c) {
+          for (int64_t l = 0; l < m; ++l) lanes[l] = s[c * C + l * step];
+          V::store(dst + c * stride, V::load(lanes));
+        }
         return;
       }
       const float* s[W];
       for (int64_t l = 0; l < W; ++l) s[l] = planes[l] + offset;
-      rows_to_block(s, n, h * w - offset, dst, step);
+      rows_to_block(s, n, h * w - offset, dst, stride);
     }
   };
 
@@ -400,15 +410,16 @@ struct DepthwiseBlocked {
     }
   }
 
-  // The weight gradient in either layout. Units: output channels (NCHW) or channels (NHWC,
-  // multiplier 1), taken W at a time from `begin`. Per image and group, the input rows go
+  // The weight gradient in either layout. Units: output channels (NCHW) or input channels
+  // (NHWC: a pass per k < M over grad_output's channels c * M + k), taken W at a time from
+  // `begin`. Per image and group, the input rows go
   // through a zero-padded ring as in the forward (every output column is interior) and each
   // grad_output row is blocked too, or, for small NCHW planes, both become whole Images (at
   // stride 1 the gradient's as wide as the input's, its columns past out_w zero, so one long
   // row covers the plane); weight_row sums gradient x input of every tap over a row in
   // registers, into per-image float partial sums that are folded into double in image order.
   // Every lane sums in the same order whatever its group: bitwise identical results for any
-  // split of the units. write(unit, tap, value) stores a result.
+  // split of the units. write(unit, k, tap, value) stores a result.
   template <class Write>
   static void weight_gradient(const DepthwiseParams& p, bool nhwc, const float* grad_output,
                               const float* input, int64_t begin, int64_t end, const Write& write) {
@@ -429,7 +440,9 @@ struct DepthwiseBlocked {
     std::vector<float> gy_row(p.out_w * W), acc(taps * W);
     std::vector<double> total(taps * W);
     std::vector<const float*> xrows(kh);
-    for (int64_t c0 = begin; c0 < end; c0 += W) {
+    const int64_t passes = nhwc ? p.multiplier : 1;
+    for (int64_t c0 = begin; c0 < end; c0 += W)
+    for (int64_t k = 0; k < passes; ++k) {
       const int64_t m = std::min(W, end - c0);
       std::fill(total.begin(), total.end(), 0.0);
       for (int64_t n = 0; n < p.batch; ++n) {
@@ -453,8 +466,8 @@ struct DepthwiseBlocked {
           const Source x = nhwc ? Source::nhwc(input + n * in_plane * p.channels + c0, p.in_h,
                                                p.in_w, p.channels, m)
                                 : Source::nchw(xp, p.in_h, p.in_w);
-          const Source gy = nhwc ? Source::nhwc(grad_output + n * out_plane * cout + c0, p.out_h,
-                                                p.out_w, cout, m)
+          const Source gy = nhwc ? Source::nhwc(grad_output + n * out_plane * cout + c0 * passes + k,
+                                                p.out_h, p.out_w, cout, m, passes)
                                  : Source::nchw(gp, p.out_h, p.out_w);
           ring->reset(x);
           for (int64_t oh = 0; oh < p.out_h; ++oh) {
@@ -470,7 +483,8 @@ struct DepthwiseBlocked {
         for (int64_t t = 0; t < taps * W; ++t) total[t] += acc[t];
       }
       for (int64_t l = 0; l < m; ++l)
-        for (int64_t t = 0; t < taps; ++t) write(c0 + l, t, static_cast<float>(total[t * W + l]));
+        for (int64_t t = 0; t < taps; ++t)
+          write(c0 + l, k, t, static_cast<float>(total[t * W + l]));
     }
   }
 
@@ -480,16 +494,18 @@ struct DepthwiseBlocked {
                                    int64_t end) {
     const int64_t taps = p.kernel_h * p.kernel_w;
     weight_gradient(p, false, grad_output, input, begin, end,
-                    [&](int64_t oc, int64_t t, float v) { grad_weight[oc * taps + t] = v; });
+                    [&](int64_t oc, int64_t, int64_t t, float v) { grad_weight[oc * taps + t] = v; });
   }
 
-  // Units: channels c, multiplier 1 (DepthwiseKernels::backward_weight_nhwc).
+  // Units: channels c (DepthwiseKernels::backward_weight_nhwc).
   static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight_packed, int64_t begin,
                                    int64_t end) {
-    const int64_t C = p.channels;
+    const int64_t cout = p.out_channels(), M = p.multiplier;
     weight_gradient(p, true, grad_output, input, begin, end,
-                    [&](int64_t c, int64_t t, float v) { grad_weight_packed[t * C + c] = v; });
+                    [&](int64_t c, int64_t k, int64_t t, float v) {
+                      grad_weight_packed[t * cout + c * M + k] = v;
+                    });
   }
 };
 

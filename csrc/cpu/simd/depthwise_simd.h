@@ -3,8 +3,8 @@
 // here is a template on V, so each ISA's instantiation is a distinct symbol compiled with that
 // file's target options (no ODR mixing of AVX-512 code into other translation units).
 //
-// Same work-unit contract as depthwise.h. The one case the vector code does not cover, the NHWC
-// gradients with a depth multiplier > 1, runs the portable kernels.
+// Same work-unit contract as depthwise.h; every layout, kernel size, stride, dilation and depth
+// multiplier runs vector code.
 //
 // Float32 sums: each vector accumulates at most one plane (weight gradient) or one window
 // (forward, input gradient) in float; whole-batch weight-gradient sums are folded in double in a
@@ -263,17 +263,14 @@ struct DepthwiseSimd {
     if (stream) V::fence();
   }
 
-  // NHWC input gradient, multiplier 1: each input pixel gathers the output pixels whose window
-  // covered it, channels along the vector.
+  // NHWC input gradient: each input pixel gathers the output pixels whose window covered it,
+  // channels along the vector.
   static void backward_input_nhwc(const DepthwiseParams& p, const float* grad_output,
                                   const float* weight_packed, float* grad_input, int64_t begin,
                                   int64_t end) {
-    if (p.multiplier != 1)
-      return depthwise_scalar_kernels<float>().backward_input_nhwc(p, grad_output, weight_packed,
-                                                                   grad_input, begin, end);
-    const int64_t C = p.channels;
-    if (p.stride_h == 1 && p.stride_w == 1) {  // the forward kernel on the flipped taps
-      const int64_t taps = p.kernel_h * p.kernel_w;
+    const int64_t C = p.channels, M = p.multiplier, cout = p.out_channels();
+    const int64_t taps = p.kernel_h * p.kernel_w;
+    if (M == 1 && p.stride_h == 1 && p.stride_w == 1) {  // the forward kernel on the flipped taps
       std::vector<float> flipped(taps * C);
       for (int64_t t = 0; t < taps; ++t)
         std::copy(weight_packed + (taps - 1 - t) * C, weight_packed + (taps - t) * C,
@@ -281,11 +278,15 @@ struct DepthwiseSimd {
       return forward_nhwc(transposed(p), grad_output, flipped.data(), nullptr, grad_input, begin,
                           end);
     }
-    // Strided: a gather. Each input pixel sums weight x gradient over the taps (i, j) whose
-    // output pixel exists; the taps of a column depend on its phase (iw + pad_left - j *
-    // dilation must be a multiple of the stride): listed once per call. (A scatter from the
-    // output pixels read-modify-wrote overlapping columns back to back; a register per channel
-    // vector with the taps innermost spent its time in loop setup: 1.5 taps per column at 3x3.)
+    // Strided, or a multiplier: a gather. Each input pixel sums weight x gradient over the taps
+    // (i, j) whose output pixel exists; the taps of a column depend on its phase (iw + pad_left
+    // - j * dilation must be a multiple of the stride): listed once per call. (A scatter from
+    // the output pixels read-modify-wrote overlapping columns back to back; a register per
+    // channel vector with the taps innermost spent its time in loop setup: 1.5 taps per column
+    // at 3x3.) A multiplier M > 1 sums the M output channels c * M + k of channel c: weights
+    // and grad_output rows are permuted to (k, c) order, so that channel c of each k is a
+    // contiguous vector lane; the permuted rows are kept in a ring, one slot per row that an
+    // input row reads (the rows of one input row are distinct modulo `span`).
     const int64_t kw = p.kernel_w;
     std::vector<int64_t> col_start(p.in_w + 1), col_tap, col_ow;  // taps of column iw: [start, next)
     for (int64_t iw = 0; iw < p.in_w; ++iw) {
@@ -297,7 +298,34 @@ struct DepthwiseSimd {
       }
     }
     col_start[p.in_w] = static_cast<int64_t>(col_tap.size());
+    const int64_t row_floats = p.out_w * cout;
+    std::vector<float> weights_kc, ring;
+    const float* weights = weight_packed;
+    const int64_t span = (p.kernel_h - 1) * p.dilation_h / p.stride_h + 1;
+    std::vector<int64_t> held(span, -1);
+    if (M > 1) {
+      weights_kc.resize(taps * cout), ring.resize(span * row_floats);
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t k = 0; k < M; ++k)
+            weights_kc[t * cout + k * C + c] = weight_packed[t * cout + c * M + k];
+      weights = weights_kc.data();
+    }
+    const auto gy_row = [&](int64_t row) -> const float* {  // row: n * out_h + oh
+      const float* src = grad_output + row * row_floats;
+      if (M == 1) return src;
+      const int64_t slot = row % span;
+      float* dst = ring.data() + slot * row_floats;
+      if (held[slot] != row) {
+        held[slot] = row;
+        for (int64_t ow = 0; ow < p.out_w; ++ow)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t k = 0; k < M; ++k) dst[ow * cout + k * C + c] = src[ow * cout + c * M + k];
+      }
+      return dst;
+    };
     std::vector<const float*> gy_rows(p.kernel_h), w_rows(p.kernel_h);
+    const int64_t full = C / W * W;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.in_h, ih = row % p.in_h;
       float* gx = grad_input + row * p.in_w * C;
@@ -305,10 +333,9 @@ struct DepthwiseSimd {
       for (int64_t i = 0; i < p.kernel_h; ++i) {
         const int64_t th = ih + p.pad_top - i * p.dilation_h;
         if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.out_h) continue;
-        gy_rows[rows] = grad_output + (n * p.out_h + th / p.stride_h) * p.out_w * C;
-        w_rows[rows++] = weight_packed + i * kw * C;
+        gy_rows[rows] = gy_row(n * p.out_h + th / p.stride_h);
+        w_rows[rows++] = weights + i * kw * cout;
       }
-      const int64_t full = C / W * W;
       for (int64_t iw = 0; iw < p.in_w; ++iw) {
         float* dst = gx + iw * C;
         const int64_t t0 = col_start[iw], t1 = col_start[iw + 1];
@@ -320,18 +347,19 @@ struct DepthwiseSimd {
         // are set once per tap, the channel loop is a plain stream (the pixel stays in L1).
         bool first = true;
         for (int64_t r = 0; r < rows; ++r)
-          for (int64_t t = t0; t < t1; ++t, first = false) {
-            const float* wp = w_rows[r] + col_tap[t] * C;
-            const float* gp = gy_rows[r] + col_ow[t] * C;
-            for (int64_t c0 = 0; c0 < full; c0 += W)
-              V::store(dst + c0, V::fma(V::load(wp + c0), V::load(gp + c0),
-                                        first ? V::zero() : V::load(dst + c0)));
-            if (full < C) {
-              const int64_t m = C - full;
-              store_n(dst + full, V::fma(load_n(wp + full, m), load_n(gp + full, m),
-                                         first ? V::zero() : load_n(dst + full, m)), m);
+          for (int64_t t = t0; t < t1; ++t)
+            for (int64_t k = 0; k < M; ++k, first = false) {
+              const float* wp = w_rows[r] + col_tap[t] * cout + k * C;
+              const float* gp = gy_rows[r] + col_ow[t] * cout + k * C;
+              for (int64_t c0 = 0; c0 < full; c0 += W)
+                V::store(dst + c0, V::fma(V::load(wp + c0), V::load(gp + c0),
+                                          first ? V::zero() : V::load(dst + c0)));
+              if (full < C) {
+                const int64_t m = C - full;
+                store_n(dst + full, V::fma(load_n(wp + full, m), load_n(gp + full, m),
+                                           first ? V::zero() : load_n(dst + full, m)), m);
+              }
             }
-          }
       }
     }
   }
@@ -396,7 +424,7 @@ struct DepthwiseSimd {
     return weight_row_fn<0>(rows, width);
   }
 
-  // NHWC weight gradient, multiplier 1: units are input channels. Kernels up to 7 wide read
+  // NHWC weight gradient: units are input channels. Kernels up to 7 wide (multiplier 1) read
   // the input in place: per output row, the interior columns (every tap inside the row) of each
   // whole vector of channels run weight_row; the border columns and a last partial vector of
   // channels go pixel by pixel: output pixel, then W-channel chunk, then every tap whose input
@@ -405,14 +433,12 @@ struct DepthwiseSimd {
   // channel-strided and is bound by cache misses, ~3x slower). Per-image float partial sums are
   // folded into double in image order. Wider kernels have wide borders (31x31 on 56x56: 30 of
   // 56 columns) and take the zero-padded rows of depthwise_blocked.h instead (5.6x faster
-  // there; 1.2-3x slower than this path at 3x3, whose borders are two columns).
+  // there; 1.2-3x slower than this path at 3x3, whose borders are two columns), as do
+  // multipliers > 1 (grad_output's channels c * M + k gathered per k).
   static void backward_weight_nhwc(const DepthwiseParams& p, const float* grad_output,
                                    const float* input, float* grad_weight_packed, int64_t begin,
                                    int64_t end) {
-    if (p.multiplier != 1)
-      return depthwise_scalar_kernels<float>().backward_weight_nhwc(p, grad_output, input,
-                                                                    grad_weight_packed, begin, end);
-    if (p.kernel_w > kWeightChunk)
+    if (p.multiplier != 1 || p.kernel_w > kWeightChunk)
       return DepthwiseBlocked<V>::backward_weight_nhwc(p, grad_output, input,
                                                            grad_weight_packed, begin, end);
     const int64_t C = p.channels, kw = p.kernel_w, taps = p.kernel_h * kw;

@@ -147,6 +147,8 @@ std::vector<Case> cases() {
   // dilation, and windows clipped at the top and bottom.
   all.push_back({1, 9, 1, 21, 30, 11, 9, 1, 1, 2, 2, 10, 10, 8, 8});
   all.push_back({2, 5, 2, 17, 19, 17, 3, 2, 1, 1, 1, 8, 8, 1, 1});
+  // A multiplier with a kernel wider than the weight gradient's 7-column chunks.
+  all.push_back({1, 6, 3, 12, 20, 5, 9, 1, 2, 1, 1, 2, 2, 4, 4});
   // An output over 8 MB: the NHWC forward streams its rows out (odd channels: unaligned rows);
   // NCHW: a plane too large for a whole-plane image (the Ring path).
   all.push_back({1, 65, 1, 180, 180, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1});
