@@ -176,32 +176,62 @@ struct DepthwiseBlocked {
 
   // ---- Planes up to 112x112: the whole plane at once -----------------------------------------
   // When a group's zero-padded blocked image fits in kImageBytes, its W planes are transposed
-  // whole (W pixels at a time, across row ends) instead of row by row through the Ring, and at
-  // stride 1 the output can be one long row over the image: output pixel (oh, ow) at image
-  // pixel oh * cols + ow reads tap (i, j) at the constant offset i * dh * cols + j * dw, so one
-  // row kernel call covers the plane and the cols - out_w pixels between output rows are
-  // computed and dropped. On 7x7 and 14x14 planes the per-row calls, ring bookkeeping and
-  // partial vectors of the row-by-row path cost more than the arithmetic. Measured on Zen 3
-  // (AVX2, N=8, 1 thread), forward against the Ring: (960,7,3,1) 0.58x the time, (384,14,3,1)
-  // 0.65x, (576,14,3,2) 0.75x, 56x56 0.85x, 112x112 0.9x; 224x224 (1.6 MB images, past L2)
-  // 1.25x, so larger planes keep the Ring.
+  // whole (W pixels at a time, across row ends) instead of row by row through the Ring, and the
+  // output can be one long row over the image (Plan): one row kernel call covers the plane. On
+  // 7x7 and 14x14 planes the per-row calls, ring bookkeeping and partial vectors of the
+  // row-by-row path cost more than the arithmetic. Measured on Zen 3 (AVX2, N=8, 1 thread),
+  // forward against the Ring: (960,7,3,1) 0.58x the time, (384,14,3,1) 0.65x, (576,14,3,2)
+  // 0.75x, 56x56 0.85x, 112x112 0.9x; 224x224 (1.6 MB images, past L2) 1.25x, so larger planes
+  // keep the Ring.
   static constexpr int64_t kImageBytes = 512 << 10;
-  static bool image_fits(int64_t rows, int64_t cols) {
-    return rows * cols * W * int64_t(sizeof(float)) <= kImageBytes;
-  }
 
-  // Float offsets of the blocked pixels of an h x w plane placed in an image `cols` pixels wide
-  // and `rows` high, pixel (y, x) at row y * up_h + top, column x * up_w + left (top and left
-  // are negative for an input gradient padded by more than the kernel's reach); pixels that
-  // fall outside (the conv does not read them) and the padding to whole vectors go to `sink`.
+  // An image of rows x cols pixels stored as `phases` sub-images by row (row r is row r / phases
+  // of sub-image r % phases), each sub_rows rows of `pitch` >= cols pixels.
+  struct Grid {
+    int64_t rows, cols, phases, sub_rows, pitch;
+    int64_t offset(int64_t r, int64_t c) const {  // in pixels
+      return ((r % phases) * sub_rows + r / phases) * pitch + c;
+    }
+    int64_t pixels() const { return phases * sub_rows * pitch; }
+  };
+
+  // How a conv of geometry p runs on whole images. The input image has a sub-image per row
+  // phase of the vertical stride, `pitch` a multiple of the horizontal stride sw. Output pixel
+  // (oh, ow) reads tap (i, j) at sub-image row oh + i * dh / sh (sub-image i * dh % sh), column
+  // sw * ow + j * dw; so if output rows are stored q = pitch / sw pixels apart, output pixel o =
+  // oh * q + ow reads every tap at image offset sw * o + (a constant of the tap): the whole
+  // output is one long row at stride sw, computing and dropping the q - out_w pixels between
+  // rows. Used while that is at most a quarter of them; otherwise a call per output row.
+  // (31x31 on 56x56 drops 30 of 86 columns: 1.9x slower as a long row. 3x3 on 7x7 drops 2 of
+  // 9: 1.15x faster.)
+  struct Plan {
+    Grid in, out;         // input image; output (or gradient) image
+    int64_t calls, width;  // row kernel calls; output pixels per call
+    explicit Plan(const DepthwiseParams& p) {
+      const int64_t rows = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+      const int64_t cols = (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+      const int64_t q = (cols + p.stride_w - 1) / p.stride_w;
+      const bool long_row = 4 * (q - p.out_w) <= q;
+      in = {rows, cols, p.stride_h, (rows + p.stride_h - 1) / p.stride_h, q * p.stride_w};
+      out = {p.out_h, p.out_w, 1, p.out_h, long_row ? q : p.out_w};
+      calls = long_row ? 1 : p.out_h;
+      width = long_row ? (p.out_h - 1) * q + p.out_w : p.out_w;
+    }
+    bool fits() const { return in.pixels() * W * int64_t(sizeof(float)) <= kImageBytes; }
+  };
+
+  // Float offsets of the blocked pixels of an h x w plane placed in image g, pixel (y, x) at
+  // row y * up_h + top, column x * up_w + left (top and left are negative for an input
+  // gradient padded by more than the kernel's reach); pixels that fall outside (the conv does
+  // not read them) and the padding to whole vectors go to `sink`.
   static std::vector<int64_t> pixel_offsets(int64_t h, int64_t w, int64_t up_h, int64_t up_w,
-                                            int64_t top, int64_t left, int64_t rows,
-                                            int64_t cols, int64_t sink) {
+                                            int64_t top, int64_t left, const Grid& g,
+                                            int64_t sink) {
     std::vector<int64_t> at((h * w + W - 1) / W * W, sink);
     for (int64_t y = 0; y < h; ++y)
       for (int64_t x = 0; x < w; ++x) {
         const int64_t r = y * up_h + top, c = x * up_w + left;
-        if (r >= 0 && r < rows && c >= 0 && c < cols) at[y * w + x] = (r * cols + c) * W;
+        if (r >= 0 && r < g.rows && c >= 0 && c < g.cols) at[y * w + x] = g.offset(r, c) * W;
       }
     return at;
   }
@@ -237,34 +267,21 @@ struct DepthwiseBlocked {
     }
   }
 
-  // The zero-padded blocked image of a group's W source planes (h x w, upsampled by up_h x
-  // up_w, at pad_top / pad_left), rows x cols pixels and a sink pixel after them. Padding is
-  // zeroed once: every load writes the same pixels.
+  // The zero-padded blocked image g of a group's W source planes (h x w, upsampled by up_h x
+  // up_w, at pad_top / pad_left), and a sink pixel after it. Padding is zeroed once: every load
+  // writes the same pixels.
   struct Image {
-    int64_t pixels, cols;
+    Grid g;
+    int64_t pixels;
     std::vector<float> data;
     std::vector<int64_t> at;
     Image(int64_t h, int64_t w, int64_t up_h, int64_t up_w, int64_t top, int64_t left,
-          int64_t rows, int64_t cols)
-        : pixels(h * w), cols(cols), data((rows * cols + 1) * W, 0.f),
-          at(pixel_offsets(h, w, up_h, up_w, top, left, rows, cols, rows * cols * W)) {}
+          const Grid& g)
+        : g(g), pixels(h * w), data((g.pixels() + 1) * W, 0.f),
+          at(pixel_offsets(h, w, up_h, up_w, top, left, g, g.pixels() * W)) {}
     void load(const float* const* planes) { planes_to_image(planes, pixels, at.data(), data.data()); }
-    const float* pixel(int64_t y, int64_t x) const { return data.data() + (y * cols + x) * W; }
+    const float* pixel(int64_t r, int64_t c) const { return data.data() + g.offset(r, c) * W; }
   };
-
-  // Padded input rows and columns that a conv of geometry p reads.
-  static int64_t image_rows(const DepthwiseParams& p) {
-    return (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
-  }
-  static int64_t image_cols(const DepthwiseParams& p) {
-    return (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
-  }
-  // One long row (output pixels cols apart, see above) at stride 1 while it computes at most a
-  // quarter of dropped pixels; else a call per output row. (31x31 on 56x56 drops 30 of 86
-  // columns: 1.9x slower as a long row. 3x3 on 7x7 drops 2 of 9: 1.15x faster.)
-  static bool long_row(const DepthwiseParams& p) {
-    return p.stride_h == 1 && p.stride_w == 1 && 4 * (image_cols(p) - p.out_w) <= image_cols(p);
-  }
 
   // Weights (channels, kH, kW) -> (block, kH, kW, lane), zero past `channels`; taps reversed
   // when `flip` (the input gradient's kernel).
@@ -289,14 +306,15 @@ struct DepthwiseBlocked {
                         const float* b_packed, float* output, bool accumulate, int64_t begin,
                         int64_t end) {
     const int64_t kh = q.kernel_h, kw = q.kernel_w, taps = kh * kw;
-    const int64_t out_plane = q.out_h * q.out_w, rows = image_rows(q), cols = image_cols(q);
+    const int64_t out_plane = q.out_h * q.out_w;
+    const Plan plan(q);
     Groups groups(channels, begin, end, h * w, out_plane);
     const std::vector<float> no_bias(b_packed ? 0 : W, 0.f);
     const typename Simd::NhwcRowFn row_fn = Simd::nhwc_row_fn(q);
     std::vector<const float*> kernel_rows(kh);
     typename Simd::NhwcRow r;
     r.tail = nullptr, r.blocks = 1, r.cout = W, r.out_w = q.out_w, r.kw = kw;
-    r.sw = q.stride_w, r.dw = q.dilation_w, r.ring_plane = cols * W, r.weight_plane = taps * W;
+    r.sw = q.stride_w, r.dw = q.dilation_w, r.ring_plane = 0, r.weight_plane = taps * W;
     // Source and output planes of a group's lanes; the group's packed weights and bias.
     const auto group = [&](int64_t n, int64_t blk, int64_t lo, int64_t hi, const float** planes,
                            float** dst) {
@@ -309,23 +327,21 @@ struct DepthwiseBlocked {
       return w_packed + blk * taps * W;
     };
 
-    if (image_fits(rows, cols)) {
-      Image image(h, w, up_h, up_w, q.pad_top, q.pad_left, rows, cols);
-      const bool one = long_row(q);
-      const int64_t pitch = one ? cols : q.out_w, calls = one ? 1 : q.out_h;
-      std::vector<float> out((q.out_h * pitch + 1) * W);
+    if (plan.fits()) {
+      Image image(h, w, up_h, up_w, q.pad_top, q.pad_left, plan.in);
+      std::vector<float> out((plan.out.pixels() + 1) * W);
       const std::vector<int64_t> out_at =
-          pixel_offsets(q.out_h, q.out_w, 1, 1, 0, 0, q.out_h, pitch, q.out_h * pitch * W);
-      r.out_w = one ? (q.out_h - 1) * cols + q.out_w : q.out_w;
+          pixel_offsets(q.out_h, q.out_w, 1, 1, 0, 0, plan.out, plan.out.pixels() * W);
+      r.out_w = plan.width;
       groups.for_each([&](int64_t n, int64_t blk, int64_t lo, int64_t hi) {
         const float* planes[W];
         float* dst[W];
         const float* weights = group(n, blk, lo, hi, planes, dst);
         image.load(planes);
-        for (int64_t oh = 0; oh < calls; ++oh) {
+        for (int64_t call = 0; call < plan.calls; ++call) {
           for (int64_t i = 0; i < kh; ++i)
-            kernel_rows[i] = image.pixel(oh * q.stride_h + i * q.dilation_h, 0);
-          r.y = out.data() + oh * pitch * W;
+            kernel_rows[i] = image.pixel(call * q.stride_h + i * q.dilation_h, 0);
+          r.y = out.data() + plan.out.offset(call, 0) * W;
           Simd::nhwc_passes(r, row_fn, kernel_rows.data(), 0, kh, weights);
         }
         image_to_planes(out.data(), out_at.data(), out_plane, dst, accumulate);
@@ -333,7 +349,8 @@ struct DepthwiseBlocked {
       return;
     }
 
-    Ring ring((kh - 1) * q.dilation_h + 1, cols, q.pad_left, up_h, up_w, h, w);
+    Ring ring((kh - 1) * q.dilation_h + 1, plan.in.cols, q.pad_left, up_h, up_w, h, w);
+    r.ring_plane = ring.row_size;
     // Output row of the group: pixel-major, W lanes, a vector's columns of slack for the loads
     // of block_to_rows.
     std::vector<float> out_row((q.out_w + W) * W);
@@ -414,9 +431,9 @@ struct DepthwiseBlocked {
   // (NHWC: a pass per k < M over grad_output's channels c * M + k), taken W at a time from
   // `begin`. Per image and group, the input rows go
   // through a zero-padded ring as in the forward (every output column is interior) and each
-  // grad_output row is blocked too, or, for small NCHW planes, both become whole Images (at
-  // stride 1 the gradient's as wide as the input's, its columns past out_w zero, so one long
-  // row covers the plane); weight_row sums gradient x input of every tap over a row in
+  // grad_output row is blocked too, or, for NCHW planes that fit, both become whole Images laid
+  // out by a Plan (as a long row, the gradient's rows padded with zeros to the output pitch);
+  // weight_row sums gradient x input of every tap over a row in
   // registers, into per-image float partial sums that are folded into double in image order.
   // Every lane sums in the same order whatever its group: bitwise identical results for any
   // split of the units. write(unit, k, tap, value) stores a result.
@@ -425,15 +442,15 @@ struct DepthwiseBlocked {
                               const float* input, int64_t begin, int64_t end, const Write& write) {
     const int64_t cout = p.out_channels(), kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
-    const int64_t rows = image_rows(p), cols = image_cols(p);
-    const bool whole = !nhwc && image_fits(rows, cols), one = long_row(p);
+    const Plan plan(p);
+    const bool whole = !nhwc && plan.fits();
     std::optional<Image> x_image, gy_image;
     std::optional<Ring> ring;
     if (whole) {
-      x_image.emplace(p.in_h, p.in_w, 1, 1, p.pad_top, p.pad_left, rows, cols);
-      gy_image.emplace(p.out_h, p.out_w, 1, 1, 0, 0, p.out_h, one ? cols : p.out_w);
+      x_image.emplace(p.in_h, p.in_w, 1, 1, p.pad_top, p.pad_left, plan.in);
+      gy_image.emplace(p.out_h, p.out_w, 1, 1, 0, 0, plan.out);
     } else {
-      ring.emplace((kh - 1) * p.dilation_h + 1, cols, p.pad_left, 1, 1, p.in_h, p.in_w);
+      ring.emplace((kh - 1) * p.dilation_h + 1, plan.in.cols, p.pad_left, 1, 1, p.in_h, p.in_w);
     }
     // NCHW lanes past the last unit read zeros.
     const std::vector<float> zeros(nhwc ? 0 : std::max(in_plane, out_plane), 0.f);
@@ -456,12 +473,11 @@ struct DepthwiseBlocked {
         if (whole) {
           x_image->load(xp);
           gy_image->load(gp);
-          const int64_t calls = one ? 1 : p.out_h;
-          const int64_t pixels = one ? (p.out_h - 1) * cols + p.out_w : p.out_w;
-          for (int64_t oh = 0; oh < calls; ++oh)
+          for (int64_t call = 0; call < plan.calls; ++call)
             sum_taps(
-                p, [&](int64_t i) { return x_image->pixel(oh * p.stride_h + i * p.dilation_h, 0); },
-                0, kh, gy_image->pixel(oh, 0), pixels, acc.data());
+                p,
+                [&](int64_t i) { return x_image->pixel(call * p.stride_h + i * p.dilation_h, 0); },
+                0, kh, gy_image->pixel(call, 0), plan.width, acc.data());
         } else {
           const Source x = nhwc ? Source::nhwc(input + n * in_plane * p.channels + c0, p.in_h,
                                                p.in_w, p.channels, m)

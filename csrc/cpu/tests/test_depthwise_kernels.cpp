@@ -152,10 +152,13 @@ std::vector<Case> cases() {
   // An output over 8 MB: the NHWC forward streams its rows out (odd channels: unaligned rows);
   // NCHW: a plane too large for a whole-plane image (the Ring path).
   all.push_back({1, 65, 1, 180, 180, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1});
-  // NCHW planes that fit an image at stride 1 run as one long row: dilated, and in two passes of
-  // kernel rows.
+  // NCHW planes that fit an image run as one long row: dilated, in two passes of kernel rows,
+  // and at strides (2, 1), (1, 2), 3 (a sub-image per row phase, pitch a multiple of the stride).
   all.push_back({1, 9, 1, 20, 24, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2});
   all.push_back({2, 5, 1, 16, 30, 11, 3, 1, 1, 1, 1, 5, 5, 1, 1});
+  all.push_back({1, 9, 1, 16, 21, 3, 5, 2, 1, 1, 2, 1, 1, 2, 2});
+  all.push_back({1, 9, 1, 15, 22, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1});
+  all.push_back({1, 5, 1, 19, 19, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2});
   // Seeded random sweep of everything at once.
   while (all.size() < 460) {
     Case k{next_int(1, 2), next_int(1, 20), next_int(1, 3), next_int(1, 24), next_int(1, 40),
