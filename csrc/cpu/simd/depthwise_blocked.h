@@ -14,6 +14,7 @@
 // Included at the end of depthwise_simd.h; part of the same per-ISA translation unit.
 #pragma once
 #include <algorithm>
+#include <numeric>
 #include <optional>
 #include <vector>
 
@@ -387,13 +388,149 @@ struct DepthwiseBlocked {
               false, begin, end);
   }
 
-  // Units: input planes n * C + c (DepthwiseKernels::backward_input_nchw). The input gradient
-  // as a correlation of grad_output, upsampled by the stride, with the flipped kernel (see
+  // ---- Strided input gradient by phases --------------------------------------------------
+  // Input pixel s * y + a (phase a of an axis with stride s, dilation d, padding pad) gets the
+  // taps i with i * d = a + pad (mod s), from grad_output pixel y + e_i, e_i = (a + pad - i * d)
+  // / s. Taken by decreasing i, the offsets grow by d / gcd(d, s): each phase is a stride-1
+  // correlation of grad_output with a sub-kernel. (The upsampled correlation runs s_h * s_w
+  // times the FMAs, most of them on inserted zeros.)
+  struct PhaseAxis {
+    std::vector<int64_t> taps;  // kernel indices, by increasing offset
+    int64_t first = 0, step = 1, size = 0;  // offset of taps[0]; offset step; input pixels
+  };
+  static std::vector<PhaseAxis> phase_axes(int64_t in, int64_t out, int64_t k, int64_t s,
+                                           int64_t d, int64_t pad, int64_t* lo, int64_t* hi) {
+    std::vector<PhaseAxis> axes(s);
+    *lo = *hi = 0;  // grad_output padding that every phase's reads need
+    for (int64_t a = 0; a < s; ++a) {
+      PhaseAxis& ax = axes[a];
+      ax.size = a < in ? (in - a + s - 1) / s : 0;
+      ax.step = d / std::gcd(d, s);
+      for (int64_t i = k - 1; i >= 0; --i) {
+        const int64_t t = a + pad - i * d;
+        if ((t % s + s) % s != 0) continue;
+        if (ax.taps.empty()) ax.first = t / s;
+        ax.taps.push_back(i);
+      }
+      if (ax.taps.empty() || ax.size == 0) continue;
+      const int64_t last = ax.first + (static_cast<int64_t>(ax.taps.size()) - 1) * ax.step;
+      *lo = std::max(*lo, -ax.first);
+      *hi = std::max(*hi, ax.size - 1 + last - (out - 1));
+    }
+    return axes;
+  }
+
+  // Units: input planes n * C + c. Each group's grad_output planes are one zero-padded image;
+  // each phase (a, b) runs its sub-kernel over it (as one long row while at most a quarter of
+  // the pixels are dropped, as Plan) into its own region of an output buffer, and the
+  // transpose back reads every input pixel from its phase's region (phases without taps stay
+  // zero). A multiplier M > 1 adds the M output channels of a channel in M passes. Returns
+  // false, doing nothing, when the image does not fit kImageBytes.
+  static bool backward_input_phases(const DepthwiseParams& p, const float* grad_output,
+                                    const float* weight, float* grad_input, int64_t begin,
+                                    int64_t end) {
+    int64_t top, bottom, left, right;
+    const std::vector<PhaseAxis> ph = phase_axes(p.in_h, p.out_h, p.kernel_h, p.stride_h,
+                                                 p.dilation_h, p.pad_top, &top, &bottom);
+    const std::vector<PhaseAxis> pw = phase_axes(p.in_w, p.out_w, p.kernel_w, p.stride_w,
+                                                 p.dilation_w, p.pad_left, &left, &right);
+    const int64_t rows = top + p.out_h + bottom, cols = left + p.out_w + right;
+    const Grid g{rows, cols, 1, rows, cols};
+    if (g.pixels() * W * int64_t(sizeof(float)) > kImageBytes) return false;
+
+    const int64_t M = p.multiplier, C = p.channels, cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+    const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
+    struct Phase {
+      const PhaseAxis *h, *w;
+      bool long_row;
+      int64_t region, pitch;  // output buffer: first pixel, pixels between rows
+      std::vector<float> weights;  // (block, taps of the phase, lane), per pass k
+      typename Simd::NhwcRowFn row_fn;
+    };
+    std::vector<Phase> phases;
+    int64_t buffer = 0;  // pixels
+    std::vector<int64_t> region(p.stride_h * p.stride_w), pitch(region.size());
+    for (int64_t a = 0; a < p.stride_h; ++a)
+      for (int64_t b = 0; b < p.stride_w; ++b) {
+        const PhaseAxis &ah = ph[a], &aw = pw[b];
+        const bool long_row = 4 * (cols - aw.size) <= cols;
+        region[a * p.stride_w + b] = buffer, pitch[a * p.stride_w + b] = long_row ? cols : aw.size;
+        buffer += ah.size * (long_row ? cols : aw.size);
+        if (ah.taps.empty() || aw.taps.empty() || ah.size == 0 || aw.size == 0) continue;
+        DepthwiseParams sub = p;
+        sub.kernel_w = static_cast<int64_t>(aw.taps.size()), sub.stride_w = 1, sub.dilation_w = aw.step;
+        phases.push_back({&ah, &aw, long_row, region[a * p.stride_w + b],
+                          pitch[a * p.stride_w + b], {}, Simd::nhwc_row_fn(sub)});
+      }
+    std::vector<float> out((buffer + 1) * W, 0.f);  // phases without taps read zeros
+    std::vector<int64_t> out_at((in_plane + W - 1) / W * W, buffer * W);
+    for (int64_t y = 0; y < p.in_h; ++y)
+      for (int64_t x = 0; x < p.in_w; ++x) {
+        const int64_t k = y % p.stride_h * p.stride_w + x % p.stride_w;
+        out_at[y * p.in_w + x] = (region[k] + y / p.stride_h * pitch[k] + x / p.stride_w) * W;
+      }
+
+    Image image(p.out_h, p.out_w, 1, 1, top, left, g);
+    Groups groups(C, begin, end, out_plane, in_plane);
+    const std::vector<float> no_bias(W, 0.f);
+    std::vector<const float*> kernel_rows(p.kernel_h);
+    typename Simd::NhwcRow r;
+    r.tail = nullptr, r.blocks = 1, r.cout = W, r.sw = 1, r.ring_plane = 0, r.bias = no_bias.data();
+    for (int64_t k = 0; k < M; ++k) {
+      const std::vector<float> all = pack_weights(weight, C, taps, false, k, M);
+      const int64_t blocks = (C + W - 1) / W;
+      for (Phase& f : phases) {
+        const int64_t n_taps = static_cast<int64_t>(f.h->taps.size() * f.w->taps.size());
+        f.weights.assign(blocks * n_taps * W, 0.f);
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          int64_t t = 0;
+          for (int64_t i : f.h->taps)
+            for (int64_t j : f.w->taps)
+              std::copy_n(all.begin() + (blk * taps + i * p.kernel_w + j) * W, W,
+                          f.weights.begin() + (blk * n_taps + t++) * W);
+        }
+      }
+      groups.for_each([&](int64_t n, int64_t blk, int64_t lo, int64_t hi) {
+        const float* planes[W];
+        float* dst[W];
+        for (int64_t l = 0; l < W; ++l) {
+          const bool live = l >= lo && l < hi;
+          planes[l] = live ? grad_output + (n * cout + (blk * W + l) * M + k) * out_plane
+                           : groups.zeros.data();
+          dst[l] = live ? grad_input + (n * C + blk * W + l) * in_plane : groups.scratch.data();
+        }
+        image.load(planes);
+        for (const Phase& f : phases) {
+          const int64_t nh = static_cast<int64_t>(f.h->taps.size());
+          r.kw = static_cast<int64_t>(f.w->taps.size()), r.dw = f.w->step;
+          r.weight_plane = nh * r.kw * W;
+          r.out_w = f.long_row ? (f.h->size - 1) * cols + f.w->size : f.w->size;
+          const int64_t calls = f.long_row ? 1 : f.h->size;
+          for (int64_t call = 0; call < calls; ++call) {
+            for (int64_t t = 0; t < nh; ++t)
+              kernel_rows[t] = image.pixel(top + f.h->first + t * f.h->step + call, left + f.w->first);
+            r.y = out.data() + (f.region + call * f.pitch) * W;
+            Simd::nhwc_passes(r, f.row_fn, kernel_rows.data(), 0, nh,
+                              f.weights.data() + blk * r.weight_plane);
+          }
+        }
+        image_to_planes(out.data(), out_at.data(), in_plane, dst, k > 0);
+      });
+    }
+    return true;
+  }
+
+  // Units: input planes n * C + c (DepthwiseKernels::backward_input_nchw). Strided: by phases
+  // when grad_output's planes fit an image. Otherwise the input gradient as a correlation of
+  // grad_output, upsampled by the stride, with the flipped kernel (see
   // DepthwiseSimd::transposed); a multiplier M > 1 adds the M output channels of a channel in
-  // M passes. (Strided: FMAs also run on the upsampled zeros.)
+  // M passes.
   static void backward_input_nchw(const DepthwiseParams& p, const float* grad_output,
                                   const float* weight, float* grad_input, int64_t begin,
                                   int64_t end) {
+    if ((p.stride_h > 1 || p.stride_w > 1) &&
+        backward_input_phases(p, grad_output, weight, grad_input, begin, end))
+      return;
     const DepthwiseParams q = Simd::transposed(p);
     const int64_t M = p.multiplier, cout = p.out_channels(), out_plane = p.out_h * p.out_w;
     for (int64_t k = 0; k < M; ++k) {

@@ -148,10 +148,14 @@ struct DepthwiseSimd {
   }
 
   using NhwcRowFn = void (*)(const NhwcRow&);
-  // Unrolled instances for the common kernels, the generic one for any other.
+  // Unrolled instances for the common kernels, the generic one for any other. (Widths 1, 2 and
+  // 4 at stride 1: the phases of a stride-2 input gradient of 3x3 and 7x7 kernels.)
   static NhwcRowFn nhwc_row_fn(const DepthwiseParams& p) {
     if (p.dilation_w == 1 && (p.stride_w == 1 || p.stride_w == 2)) {
       const bool s1 = p.stride_w == 1;
+      if (s1 && p.kernel_w == 1) return nhwc_row<1, 1>;
+      if (s1 && p.kernel_w == 2) return nhwc_row<2, 1>;
+      if (s1 && p.kernel_w == 4) return nhwc_row<4, 1>;
       if (p.kernel_w == 3) return s1 ? nhwc_row<3, 1> : nhwc_row<3, 2>;
       if (p.kernel_w == 5) return s1 ? nhwc_row<5, 1> : nhwc_row<5, 2>;
       if (p.kernel_w == 7) return s1 ? nhwc_row<7, 1> : nhwc_row<7, 2>;
