@@ -423,8 +423,8 @@ struct DepthwiseBlocked {
   // Units: input planes n * C + c. Each group's grad_output planes are one zero-padded image;
   // each phase (a, b) runs its sub-kernel over it (as one long row while at most a quarter of
   // the pixels are dropped, as Plan) into its own region of an output buffer, and the
-  // transpose back reads every input pixel from its phase's region (phases without taps stay
-  // zero). A multiplier M > 1 adds the M output channels of a channel in M passes. Returns
+  // transpose back reads every input pixel from its phase's region (phases without taps from a
+  // zero pixel). A multiplier M > 1 adds the M output channels of a channel in M passes. Returns
   // false, doing nothing, when the image does not fit kImageBytes.
   static bool backward_input_phases(const DepthwiseParams& p, const float* grad_output,
                                     const float* weight, float* grad_input, int64_t begin,
@@ -453,21 +453,26 @@ struct DepthwiseBlocked {
     for (int64_t a = 0; a < p.stride_h; ++a)
       for (int64_t b = 0; b < p.stride_w; ++b) {
         const PhaseAxis &ah = ph[a], &aw = pw[b];
+        // A phase with taps reads aw.size + (taps - 1) * step columns: cols >= aw.size.
         const bool long_row = 4 * (cols - aw.size) <= cols;
+        if (ah.taps.empty() || aw.taps.empty() || ah.size == 0 || aw.size == 0) {
+          region[a * p.stride_w + b] = -1;  // no taps: its pixels read the zero sink
+          continue;
+        }
         region[a * p.stride_w + b] = buffer, pitch[a * p.stride_w + b] = long_row ? cols : aw.size;
         buffer += ah.size * (long_row ? cols : aw.size);
-        if (ah.taps.empty() || aw.taps.empty() || ah.size == 0 || aw.size == 0) continue;
         DepthwiseParams sub = p;
         sub.kernel_w = static_cast<int64_t>(aw.taps.size()), sub.stride_w = 1, sub.dilation_w = aw.step;
         phases.push_back({&ah, &aw, long_row, region[a * p.stride_w + b],
                           pitch[a * p.stride_w + b], {}, Simd::nhwc_row_fn(sub)});
       }
-    std::vector<float> out((buffer + 1) * W, 0.f);  // phases without taps read zeros
+    std::vector<float> out((buffer + 1) * W, 0.f);  // the last pixel: the zero sink
     std::vector<int64_t> out_at((in_plane + W - 1) / W * W, buffer * W);
     for (int64_t y = 0; y < p.in_h; ++y)
       for (int64_t x = 0; x < p.in_w; ++x) {
         const int64_t k = y % p.stride_h * p.stride_w + x % p.stride_w;
-        out_at[y * p.in_w + x] = (region[k] + y / p.stride_h * pitch[k] + x / p.stride_w) * W;
+        if (region[k] >= 0)
+          out_at[y * p.in_w + x] = (region[k] + y / p.stride_h * pitch[k] + x / p.stride_w) * W;
       }
 
     Image image(p.out_h, p.out_w, 1, 1, top, left, g);

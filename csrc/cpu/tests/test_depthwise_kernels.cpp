@@ -155,6 +155,8 @@ std::vector<Case> cases() {
   // NCHW strided: grad_output planes too large for one image (the input gradient's Ring path
   // on AVX2 and AVX-512; phases on NEON).
   all.push_back({1, 3, 1, 260, 260, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1});
+  // Dilation 2 at stride 2: the odd phases of the input gradient have no taps (zero).
+  all.push_back({1, 9, 1, 14, 15, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2});
   // NCHW planes that fit an image run as one long row: dilated, in two passes of kernel rows,
   // and at strides (2, 1), (1, 2), 3 (a sub-image per row phase, pitch a multiple of the stride).
   all.push_back({1, 9, 1, 20, 24, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2});
