@@ -37,6 +37,15 @@ struct DepthwiseKernels {
 template <typename T>
 const DepthwiseKernels<T>& depthwise_scalar_kernels();
 
+// Tuning of the SIMD NCHW kernels: the fewest groups of vector-width planes a call must have
+// to take the whole-plane image paths (csrc/cpu/simd/depthwise_blocked.h: building an image
+// costs about as much as computing a few groups on it) instead of the row-by-row Ring. The
+// kernel tests run every case with 0 (images wherever they fit) and with no images at all.
+inline int64_t& depthwise_image_min_groups() {
+  static int64_t groups = 16;
+  return groups;
+}
+
 // float32 SIMD kernels (csrc/cpu/kernels_<isa>.cpp); each exists only on its architecture.
 const DepthwiseKernels<float>& depthwise_avx512_kernels();
 const DepthwiseKernels<float>& depthwise_avx2_kernels();

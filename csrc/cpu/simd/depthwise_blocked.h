@@ -185,6 +185,10 @@ struct DepthwiseBlocked {
   // 0.75x, 56x56 0.85x, 112x112 0.9x; 224x224 (1.6 MB images, past L2) 1.25x, so larger planes
   // keep the Ring.
   static constexpr int64_t kImageBytes = 512 << 10;
+  // Calls with fewer groups than depthwise_image_min_groups() (16) take the Ring: building an
+  // image (zeroed padding, offset tables, output buffer) costs about as much as computing a few
+  // groups on it (separable (32,16,112,1) forward, 12 bands of 4 groups per image: 1.3x slower
+  // through images).
 
   // An image of rows x cols pixels stored as `phases` sub-images by row (row r is row r / phases
   // of sub-image r % phases), each sub_rows rows of `pitch` >= cols pixels.
@@ -218,21 +222,27 @@ struct DepthwiseBlocked {
       calls = long_row ? 1 : p.out_h;
       width = long_row ? (p.out_h - 1) * q + p.out_w : p.out_w;
     }
-    bool fits() const { return in.pixels() * W * int64_t(sizeof(float)) <= kImageBytes; }
+    // `groups`: groups of W planes that one image serves in a call.
+    bool worth(int64_t groups) const {
+      return groups >= depthwise_image_min_groups() &&
+             in.pixels() * W * int64_t(sizeof(float)) <= kImageBytes;
+    }
   };
 
-  // Float offsets of the blocked pixels of an h x w plane placed in image g, pixel (y, x) at
-  // row y * up_h + top, column x * up_w + left (top and left are negative for an input
-  // gradient padded by more than the kernel's reach); pixels that fall outside (the conv does
-  // not read them) and the padding to whole vectors go to `sink`.
-  static std::vector<int64_t> pixel_offsets(int64_t h, int64_t w, int64_t up_h, int64_t up_w,
-                                            int64_t top, int64_t left, const Grid& g,
-                                            int64_t sink) {
-    std::vector<int64_t> at((h * w + W - 1) / W * W, sink);
-    for (int64_t y = 0; y < h; ++y)
+  // Float offsets of the blocked pixels of rows [y_lo, y_hi) of a plane w pixels wide placed in
+  // image g, pixel (y, x) at row y * up_h + top, column x * up_w + left (top and left are
+  // negative for an input gradient padded by more than the kernel's reach, or a band of a
+  // plane); pixels that fall outside (the conv does not read them) and the padding to whole
+  // vectors go to `sink`.
+  static std::vector<int64_t> pixel_offsets(int64_t y_lo, int64_t y_hi, int64_t w, int64_t up_h,
+                                            int64_t up_w, int64_t top, int64_t left,
+                                            const Grid& g, int64_t sink) {
+    std::vector<int64_t> at(((y_hi - y_lo) * w + W - 1) / W * W, sink);
+    for (int64_t y = y_lo; y < y_hi; ++y)
       for (int64_t x = 0; x < w; ++x) {
         const int64_t r = y * up_h + top, c = x * up_w + left;
-        if (r >= 0 && r < g.rows && c >= 0 && c < g.cols) at[y * w + x] = g.offset(r, c) * W;
+        if (r >= 0 && r < g.rows && c >= 0 && c < g.cols)
+          at[(y - y_lo) * w + x] = g.offset(r, c) * W;
       }
     return at;
   }
@@ -269,18 +279,27 @@ struct DepthwiseBlocked {
   }
 
   // The zero-padded blocked image g of a group's W source planes (h x w, upsampled by up_h x
-  // up_w, at pad_top / pad_left), and a sink pixel after it. Padding is zeroed once: every load
-  // writes the same pixels.
+  // up_w, at pad_top / pad_left), and a sink pixel after it. Only the source rows that land in
+  // the image are transposed (a band of rows of a plane, in the separable kernels, is a small
+  // image of a large plane). Padding is zeroed once: every load writes the same pixels.
   struct Image {
     Grid g;
-    int64_t pixels;
+    int64_t first = 0, pixels = 0;  // the source pixels that land in the image
     std::vector<float> data;
     std::vector<int64_t> at;
     Image(int64_t h, int64_t w, int64_t up_h, int64_t up_w, int64_t top, int64_t left,
           const Grid& g)
-        : g(g), pixels(h * w), data((g.pixels() + 1) * W, 0.f),
-          at(pixel_offsets(h, w, up_h, up_w, top, left, g, g.pixels() * W)) {}
-    void load(const float* const* planes) { planes_to_image(planes, pixels, at.data(), data.data()); }
+        : g(g), data((g.pixels() + 1) * W, 0.f) {
+      int64_t y_lo, y_hi;
+      valid_output_range(top, up_h, g.rows, h, &y_lo, &y_hi);
+      first = y_lo * w, pixels = (y_hi - y_lo) * w;
+      at = pixel_offsets(y_lo, y_hi, w, up_h, up_w, top, left, g, g.pixels() * W);
+    }
+    void load(const float* const* planes) {
+      const float* rows[W];
+      for (int64_t l = 0; l < W; ++l) rows[l] = planes[l] + first;
+      planes_to_image(rows, pixels, at.data(), data.data());
+    }
     const float* pixel(int64_t r, int64_t c) const { return data.data() + g.offset(r, c) * W; }
   };
 
@@ -328,11 +347,11 @@ struct DepthwiseBlocked {
       return w_packed + blk * taps * W;
     };
 
-    if (plan.fits()) {
+    if (plan.worth((end - begin) / W)) {
       Image image(h, w, up_h, up_w, q.pad_top, q.pad_left, plan.in);
       std::vector<float> out((plan.out.pixels() + 1) * W);
       const std::vector<int64_t> out_at =
-          pixel_offsets(q.out_h, q.out_w, 1, 1, 0, 0, plan.out, plan.out.pixels() * W);
+          pixel_offsets(0, q.out_h, q.out_w, 1, 1, 0, 0, plan.out, plan.out.pixels() * W);
       r.out_w = plan.width;
       groups.for_each([&](int64_t n, int64_t blk, int64_t lo, int64_t hi) {
         const float* planes[W];
@@ -425,7 +444,7 @@ struct DepthwiseBlocked {
   // the pixels are dropped, as Plan) into its own region of an output buffer, and the
   // transpose back reads every input pixel from its phase's region (phases without taps from a
   // zero pixel). A multiplier M > 1 adds the M output channels of a channel in M passes. Returns
-  // false, doing nothing, when the image does not fit kImageBytes.
+  // false, doing nothing, when the image does not fit kImageBytes or serves too few groups.
   static bool backward_input_phases(const DepthwiseParams& p, const float* grad_output,
                                     const float* weight, float* grad_input, int64_t begin,
                                     int64_t end) {
@@ -436,7 +455,9 @@ struct DepthwiseBlocked {
                                                  p.dilation_w, p.pad_left, &left, &right);
     const int64_t rows = top + p.out_h + bottom, cols = left + p.out_w + right;
     const Grid g{rows, cols, 1, rows, cols};
-    if (g.pixels() * W * int64_t(sizeof(float)) > kImageBytes) return false;
+    if ((end - begin) / W < depthwise_image_min_groups() ||
+        g.pixels() * W * int64_t(sizeof(float)) > kImageBytes)
+      return false;
 
     const int64_t M = p.multiplier, C = p.channels, cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
@@ -585,7 +606,7 @@ struct DepthwiseBlocked {
     const int64_t cout = p.out_channels(), kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
     const Plan plan(p);
-    const bool whole = !nhwc && plan.fits();
+    const bool whole = !nhwc && plan.worth((end - begin + W - 1) / W * p.batch);
     std::optional<Image> x_image, gy_image;
     std::optional<Ring> ring;
     if (whole) {
