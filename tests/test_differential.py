@@ -640,21 +640,31 @@ def test_depthwise_results_independent_of_thread_count(layout, k, M):
     """Forward and all three gradients are bitwise equal for 1, 2 and 3 threads: every output
     element, and every weight-gradient tap, is summed in one fixed order whatever the split of
     the work (the kernels' documented contract; a split-dependent fold would differ in the last
-    bits). 17 channels: split points fall inside vectors of channels."""
+    bits). 17 channels: split points fall inside vectors of channels. 48 channels: the NCHW
+    kernels take whole-plane images for a call with enough planes and the ring for fewer, so a
+    1-thread and a 3-thread run go through different paths (at stride 2 also for the phased
+    input gradient)."""
+    for C, stride in ((17, 1), (48, 1), (48, 2)):
+        _check_thread_independence(layout, k, M, C, stride)
+
+
+def _check_thread_independence(layout, k, M, C, stride):
     g = torch.Generator().manual_seed(7)
-    x = torch.randn(3, 17, 23, 19, generator=g)
+    x = torch.randn(3, C, 23, 19, generator=g)
     if layout == "cl":
         x = x.contiguous(memory_format=torch.channels_last)
-    w = torch.randn(17 * M, 1, k, k, generator=g)
-    b = torch.randn(17 * M, generator=g)
-    gy = torch.randn(3, 17 * M, 23, 19, generator=g)
+    w = torch.randn(C * M, 1, k, k, generator=g)
+    b = torch.randn(C * M, generator=g)
+    pad = k // 2
+    gy = torch.randn(3, C * M, (23 + 2 * pad - k) // stride + 1, (19 + 2 * pad - k) // stride + 1,
+                     generator=g)
     before = torch.get_num_threads()
     results = []
     try:
         for threads in (1, 2, 3):
             torch.set_num_threads(threads)
             xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
-            y = sc.depthwise_conv2d(xr, wr, br, 1, k // 2)
+            y = sc.depthwise_conv2d(xr, wr, br, stride, pad)
             results.append((y.detach(),) + torch.autograd.grad(y, (xr, wr, br), gy))
     finally:
         torch.set_num_threads(before)

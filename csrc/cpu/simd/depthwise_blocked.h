@@ -606,7 +606,9 @@ struct DepthwiseBlocked {
     const int64_t cout = p.out_channels(), kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
     const Plan plan(p);
-    const bool whole = !nhwc && plan.worth((end - begin + W - 1) / W * p.batch);
+    // Decided on the whole problem, not on [begin, end): the image path sums a plane as one long
+    // row, the Ring row by row, so the choice must not depend on how threads split the units.
+    const bool whole = !nhwc && plan.worth((cout + W - 1) / W * p.batch);
     std::optional<Image> x_image, gy_image;
     std::optional<Ring> ring;
     if (whole) {
