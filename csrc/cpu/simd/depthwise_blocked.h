@@ -459,7 +459,8 @@ struct DepthwiseBlocked {
         g.pixels() * W * int64_t(sizeof(float)) > kImageBytes)
       return false;
 
-    const int64_t M = p.multiplier, C = p.channels, cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+    const int64_t M = p.multiplier, C = p.channels, cout = p.out_channels();
+    const int64_t taps = p.kernel_h * p.kernel_w;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
     struct Phase {
       const PhaseAxis *h, *w;
@@ -483,7 +484,8 @@ struct DepthwiseBlocked {
         region[a * p.stride_w + b] = buffer, pitch[a * p.stride_w + b] = long_row ? cols : aw.size;
         buffer += ah.size * (long_row ? cols : aw.size);
         DepthwiseParams sub = p;
-        sub.kernel_w = static_cast<int64_t>(aw.taps.size()), sub.stride_w = 1, sub.dilation_w = aw.step;
+        sub.kernel_w = static_cast<int64_t>(aw.taps.size());
+        sub.stride_w = 1, sub.dilation_w = aw.step;
         phases.push_back({&ah, &aw, long_row, region[a * p.stride_w + b],
                           pitch[a * p.stride_w + b], {}, Simd::nhwc_row_fn(sub)});
       }
@@ -534,7 +536,8 @@ struct DepthwiseBlocked {
           const int64_t calls = f.long_row ? 1 : f.h->size;
           for (int64_t call = 0; call < calls; ++call) {
             for (int64_t t = 0; t < nh; ++t)
-              kernel_rows[t] = image.pixel(top + f.h->first + t * f.h->step + call, left + f.w->first);
+              kernel_rows[t] =
+                  image.pixel(top + f.h->first + t * f.h->step + call, left + f.w->first);
             r.y = out.data() + (f.region + call * f.pitch) * W;
             Simd::nhwc_passes(r, f.row_fn, kernel_rows.data(), 0, nh,
                               f.weights.data() + blk * r.weight_plane);
@@ -647,8 +650,9 @@ struct DepthwiseBlocked {
           const Source x = nhwc ? Source::nhwc(input + n * in_plane * p.channels + c0, p.in_h,
                                                p.in_w, p.channels, m)
                                 : Source::nchw(xp, p.in_h, p.in_w);
-          const Source gy = nhwc ? Source::nhwc(grad_output + n * out_plane * cout + c0 * passes + k,
-                                                p.out_h, p.out_w, cout, m, passes)
+          // NHWC: grad_output channels (c0 + l) * M + k, for lanes l.
+          const float* gy_first = grad_output + n * out_plane * cout + c0 * passes + k;
+          const Source gy = nhwc ? Source::nhwc(gy_first, p.out_h, p.out_w, cout, m, passes)
                                  : Source::nchw(gp, p.out_h, p.out_w);
           ring->reset(x);
           for (int64_t oh = 0; oh < p.out_h; ++oh) {
@@ -675,7 +679,9 @@ struct DepthwiseBlocked {
                                    int64_t end) {
     const int64_t taps = p.kernel_h * p.kernel_w;
     weight_gradient(p, false, grad_output, input, begin, end,
-                    [&](int64_t oc, int64_t, int64_t t, float v) { grad_weight[oc * taps + t] = v; });
+                    [&](int64_t oc, int64_t, int64_t t, float v) {
+                      grad_weight[oc * taps + t] = v;
+                    });
   }
 
   // Units: channels c (DepthwiseKernels::backward_weight_nhwc).

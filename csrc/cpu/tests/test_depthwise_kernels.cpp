@@ -186,12 +186,16 @@ int main() {
     // NCHW: every case through the whole-plane images wherever they fit, then through the Ring
     // (the portable kernels have neither).
     const bool simd = isa != "scalar";
-    for (const int64_t min_groups : simd ? std::vector<int64_t>{0, INT64_MAX} : std::vector<int64_t>{0}) {
+    const std::vector<int64_t> settings =
+        simd ? std::vector<int64_t>{0, INT64_MAX} : std::vector<int64_t>{0};
+    for (const int64_t min_groups : settings) {
       sepconv::cpu::depthwise_image_min_groups() = min_groups;
       for (const Case& k : all)
         if (valid(k)) check_case(isa.c_str(), kernels, k);
       std::printf("%-7s %zu cases x 6 kernels%s: %s\n", isa.c_str(), all.size(),
-                  !simd ? "" : min_groups ? " (NCHW rows through the Ring)" : " (NCHW whole-plane images)",
+                  !simd        ? ""
+                  : min_groups ? " (NCHW rows through the Ring)"
+                               : " (NCHW whole-plane images)",
                   failures ? "FAILURES" : "ok");
     }
     ++tested;
