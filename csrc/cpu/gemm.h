@@ -29,15 +29,12 @@ namespace sepconv {
 namespace cpu {
 
 // How a tile is written: C = AB + bias (first depth block), or C += AB (later ones). The bias
-// pointers are already offset to the tile's first row / column. `stream`: full, aligned tile
-// rows may go to memory with non-temporal stores (an output too big to stay in cache, written
-// once: saves the read-for-ownership of each line).
+// pointers are already offset to the tile's first row / column.
 template <typename T>
 struct Epilogue {
   bool accumulate;
   const T* row_bias;
   const T* col_bias;
-  bool stream = false;
 };
 
 // Where the register tile reads its operands: A(i, p) = a[i * rs + p * cs] (packed: rs 1, cs MR;
@@ -56,6 +53,7 @@ struct PanelB {
 // kKc x NR floats of B (16 KiB) stay in L1 while MC/MR tiles use them; the kMc x kKc block of
 // A (96 KiB) in L2. kMc is a multiple of every tile's MR (4, 6, 8, 12).
 constexpr int64_t kGemmKc = 256, kGemmMc = 96, kGemmNc = 2048;
+static_assert(kGemmKc == 256, "pointwise_pixel_block (pointwise.h) assumes this depth block");
 // B blocks up to this size are swept by rows of tiles rather than columns (see gemm_blocked).
 constexpr int64_t kGemmRowOrderBytes = 128 * 1024;
 
@@ -101,7 +99,9 @@ void pack_b(const Gemm& g, const T* b, int64_t p0, int64_t kc, int64_t j0, int64
     const int64_t nr = std::min(Tile::NR, nc - jr), w = panel_width<Tile>(nr);
     T* d = dst + jr * kc;
     const T* src = b + (j0 + jr) * g.b_cs;
-    if (g.b_cs == 1) {  // rows contiguous: copy a row segment per depth step
+    if (g.b_cs == 1 && nr == Tile::NR) {  // a full panel: one fixed-size copy per depth step
+      for (int64_t p = 0; p < kc; ++p) std::copy_n(src + off[p], Tile::NR, d + p * Tile::NR);
+    } else if (g.b_cs == 1) {  // rows contiguous: copy a row segment per depth step
       for (int64_t p = 0; p < kc; ++p)
         for (int64_t j = 0; j < w; ++j) d[p * w + j] = j < nr ? src[off[p] + j] : T(0);
     } else {
@@ -119,11 +119,10 @@ void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
 }
 
 // C = A * B + row_bias (per row) + col_bias (per column); either bias may be null.
-// `accumulate`: C += A * B. `stream`: C is written with non-temporal stores where the tile can
-// (only with a single depth block: later blocks would read C back); the caller fences.
+// `accumulate`: C += A * B.
 template <class Tile, typename T>
 void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
-                  const T* col_bias, bool accumulate = false, bool stream = false) {
+                  const T* col_bias, bool accumulate = false) {
   constexpr int64_t MR = Tile::MR, NR = Tile::NR;
   if (g.k == 0) {
     if (!accumulate) fill_bias(g, c, row_bias, col_bias);
@@ -168,8 +167,7 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
                                    ? PanelA<T>{a + i * g.a_rs + pc, g.a_rs, 1}
                                    : PanelA<T>{a_block + (ir - packed_from) * kc, 1, MR};
           const Epilogue<T> e{!first, first && row_bias ? row_bias + i : nullptr,
-                              first && col_bias ? col_bias + j : nullptr,
-                              stream && first && g.k <= kGemmKc};
+                              first && col_bias ? col_bias + j : nullptr};
           if (panel_width<Tile>(nr) == NR)
             Tile::template micro<NR>(kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
           else
@@ -219,44 +217,129 @@ void store_tile(const T* tile, int64_t nrp, T* c, int64_t ldc, int64_t mr, int64
     }
 }
 
-// ---------------------------------------------------------------------------- forward units
+// ---------------------------------------------------------------------------- forward
 
-// Outputs larger than this are written with non-temporal stores (as the NHWC depthwise
-// forward's): written once, they would only evict the inputs from cache.
-constexpr int64_t kPointwiseStreamBytes = 8 << 20;
-
-template <typename T>
-bool stream_output(const PointwiseParams& p) {
-  return p.batch * p.pixels * p.out_channels * int64_t(sizeof(T)) > kPointwiseStreamBytes;
+// The forward's weight is packed once per call (pack_pointwise_weight) into the panels the
+// register tile reads, and every unit of every thread reads that one copy: in NCHW it is the A
+// operand (panels of MR output channels), in NHWC the B operand (panels of NR output channels,
+// the last one NR_NARROW wide where that is enough). Each panel holds the full depth, so the
+// depth block at p0 of a panel starts p0 * width floats in.
+template <class Tile>
+int64_t pointwise_packed_weight_size(const PointwiseParams& p, bool nhwc) {
+  const int64_t tile = nhwc ? Tile::NR : Tile::MR;
+  return (p.out_channels + tile - 1) / tile * tile * p.in_channels;
 }
 
+// weight(o, c) = w[o * rs + c * cs]: the (Cout, Cin) weight in any strides (the input gradient
+// passes the transposed weight as a view).
 template <class Tile, typename T>
-void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* weight,
+void pack_pointwise_weight(const PointwiseParams& p, bool nhwc, const T* w, int64_t rs, int64_t cs,
+                           T* dst) {
+  const int64_t cout = p.out_channels, cin = p.in_channels;
+  if (!nhwc) {
+    for (int64_t o0 = 0; o0 < cout; o0 += Tile::MR, dst += Tile::MR * cin)
+      for (int64_t c = 0; c < cin; ++c)
+        for (int64_t i = 0; i < Tile::MR; ++i)
+          dst[c * Tile::MR + i] = o0 + i < cout ? w[(o0 + i) * rs + c * cs] : T(0);
+    return;
+  }
+  for (int64_t j0 = 0; j0 < cout; j0 += Tile::NR) {
+    const int64_t width = panel_width<Tile>(cout - j0);
+    T* d = dst + j0 * cin;
+    for (int64_t c = 0; c < cin; ++c)
+      for (int64_t j = 0; j < width; ++j)
+        d[c * width + j] = j0 + j < cout ? w[(j0 + j) * rs + c * cs] : T(0);
+  }
+}
+
+// One register tile, its panel width chosen at compile time.
+template <class Tile, typename T>
+void run_tile(int64_t kc, const PanelA<T>& a, const PanelB<T>& b, T* c, int64_t ldc, int64_t mr,
+              int64_t nr, const Epilogue<T>& e) {
+  if (b.rs == Tile::NR)
+    Tile::template micro<Tile::NR>(kc, a, b, c, ldc, mr, nr, e);
+  else
+    Tile::template micro<Tile::NR_NARROW>(kc, a, b, c, ldc, mr, nr, e);
+}
+
+// Units (image, block of pointwise_pixel_block(p) pixels, block of kPointwiseRowBlock output
+// channels): Y_n[o0.., p0..] = W[o0..] X_n[:, p0..]. The unit's kc x pixels block of X is
+// packed (<= 256 KiB, it stays in L2) and the tiles run in rows, so each tile row reads one
+// weight panel from L1 and Y is written row by row, in the order the prefetcher follows. X is
+// not read in place: its rows lie H*W floats apart, which maps a 56x56 or 112x112 plane's rows
+// onto a few L1 sets.
+template <class Tile, typename T>
+void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* weight_packed,
                             const T* bias, T* output, int64_t begin, int64_t end) {
-  const int64_t pixel_blocks = (p.pixels + kPointwisePixelBlock - 1) / kPointwisePixelBlock;
+  constexpr int64_t MR = Tile::MR, NR = Tile::NR;
+  static_assert(kPointwiseRowBlock % MR == 0, "row blocks start at a weight panel");
+  const int64_t cin = p.in_channels, P = p.pixels;
+  const int64_t pixel_block = pointwise_pixel_block(p);
+  const int64_t pixel_blocks = (P + pixel_block - 1) / pixel_block;
   const int64_t row_blocks = (p.out_channels + kPointwiseRowBlock - 1) / kPointwiseRowBlock;
+  thread_local std::vector<T> x_pack;
+  x_pack.resize(std::max<size_t>(x_pack.size(), std::min(kGemmKc, cin) * (pixel_block + NR)));
   for (int64_t unit = begin; unit < end; ++unit) {
     const int64_t o0 = unit % row_blocks * kPointwiseRowBlock;
-    const int64_t p0 = unit / row_blocks % pixel_blocks * kPointwisePixelBlock;
+    const int64_t p0 = unit / row_blocks % pixel_blocks * pixel_block;
     const int64_t n = unit / (row_blocks * pixel_blocks);
-    const auto g = Gemm::row_major(std::min(kPointwiseRowBlock, p.out_channels - o0),
-                                   std::min(kPointwisePixelBlock, p.pixels - p0), p.in_channels,
-                                   p.in_channels, p.pixels, p.pixels);
-    gemm_blocked<Tile, T>(g, weight + o0 * p.in_channels, input + n * p.in_channels * p.pixels + p0,
-                          output + (n * p.out_channels + o0) * p.pixels + p0,
-                          bias ? bias + o0 : nullptr, nullptr, false, stream_output<T>(p));
+    const int64_t mc = std::min(kPointwiseRowBlock, p.out_channels - o0);
+    const int64_t nc = std::min(pixel_block, P - p0);
+    const Gemm g = Gemm::row_major(0, nc, cin, 0, P, 0);
+    T* y = output + (n * p.out_channels + o0) * P + p0;
+    for (int64_t pc = 0; pc < cin; pc += kGemmKc) {
+      const int64_t kc = std::min(kGemmKc, cin - pc);
+      pack_b<Tile>(g, input + n * cin * P + p0, pc, kc, 0, nc, x_pack.data());
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const PanelA<T> a{weight_packed + (o0 + ir) * cin + pc * MR, 1, MR};
+        const Epilogue<T> e{pc > 0, pc == 0 && bias ? bias + o0 + ir : nullptr, nullptr};
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min(NR, nc - jr);
+          const PanelB<T> b{x_pack.data() + jr * kc, panel_width<Tile>(nr)};
+          run_tile<Tile>(kc, a, b, y + ir * P + jr, P, std::min(MR, mc - ir), nr, e);
+        }
+      }
+    }
   }
-  if (stream_output<T>(p)) Tile::fence();
 }
 
+// Units: pixels [begin, end) of Y (N*P x Cout) = X (N*P x Cin) W^T. X is read in place (each
+// tile reads MR rows, sequentially along the depth); only a last tile of fewer than MR rows is
+// copied, so that the tile never reads past the input. Narrow weights (the kc x Cout block
+// stays in L2) run the tiles in rows, so Y is written row by row; wide ones in columns, so
+// each weight panel stays in L1 while a column of tiles uses it.
 template <class Tile, typename T>
-void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_t,
+void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_packed,
                             const T* bias, T* output, int64_t begin, int64_t end) {
-  const auto g = Gemm::row_major(end - begin, p.out_channels, p.in_channels, p.in_channels,
-                                 p.out_channels, p.out_channels);
-  gemm_blocked<Tile, T>(g, input + begin * p.in_channels, weight_t,
-                        output + begin * p.out_channels, nullptr, bias, false, stream_output<T>(p));
-  if (stream_output<T>(p)) Tile::fence();
+  constexpr int64_t MR = Tile::MR, NR = Tile::NR;
+  const int64_t cin = p.in_channels, cout = p.out_channels;
+  alignas(64) T rows[MR * kGemmKc];
+  for (int64_t ic = begin; ic < end; ic += kGemmMc) {
+    const int64_t mc = std::min(kGemmMc, end - ic);
+    for (int64_t pc = 0; pc < cin; pc += kGemmKc) {
+      const int64_t kc = std::min(kGemmKc, cin - pc);
+      const int64_t full = mc / MR * MR;
+      if (full < mc) {
+        const Gemm g = Gemm::row_major(mc - full, 0, cin, cin, 0, 0);
+        pack_a<MR>(g, input + (ic + full) * cin, 0, mc - full, pc, kc, rows);
+      }
+      const auto tile = [&](int64_t ir, int64_t jr) {
+        const int64_t nr = std::min(NR, cout - jr), width = panel_width<Tile>(nr);
+        const PanelA<T> a = ir < full ? PanelA<T>{input + (ic + ir) * cin + pc, cin, 1}
+                                      : PanelA<T>{rows, 1, MR};
+        const PanelB<T> b{weight_packed + jr * cin + pc * width, width};
+        const Epilogue<T> e{pc > 0, nullptr, pc == 0 && bias ? bias + jr : nullptr};
+        run_tile<Tile>(kc, a, b, output + (ic + ir) * cout + jr, cout, std::min(MR, mc - ir), nr, e);
+      };
+      if (kc * cout * int64_t(sizeof(T)) <= kGemmRowOrderBytes) {
+        for (int64_t ir = 0; ir < mc; ir += MR)
+          for (int64_t jr = 0; jr < cout; jr += NR) tile(ir, jr);
+      } else {
+        for (int64_t jr = 0; jr < cout; jr += NR)
+          for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------- weight gradient
@@ -315,7 +398,8 @@ void pointwise_backward_weight_nhwc(const PointwiseParams& p, const T* grad_outp
 template <class Tile, typename T>
 const PointwiseKernels<T>& pointwise_kernels_of() {
   static const PointwiseKernels<T> kernels = {
-      gemm_entry<Tile, T>, pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>,
+      gemm_entry<Tile, T>, pointwise_packed_weight_size<Tile>, pack_pointwise_weight<Tile, T>,
+      pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>,
       pointwise_backward_weight_nchw<Tile, T>, pointwise_backward_weight_nhwc<Tile, T>};
   return kernels;
 }

@@ -26,7 +26,6 @@ struct ScalarTile {
         for (int64_t j = 0; j < NRP; ++j) acc[i][j] += ap[i * a.rs] * bp[j];
     store_tile(&acc[0][0], NRP, c, ldc, mr, nr, e);
   }
-  static void fence() {}  // plain stores only (Epilogue::stream is a hint)
 };
 
 }  // namespace

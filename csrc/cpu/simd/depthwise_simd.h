@@ -182,21 +182,6 @@ struct DepthwiseSimd {
     }
   }
 
-  // Outputs larger than this go to memory with non-temporal stores: each row is computed into
-  // an L1 buffer and then streamed out in whole lines, which saves the read-for-ownership of
-  // every output line (a third of the DRAM traffic of a stride-1 layer). Smaller outputs are
-  // likely still in cache for the next layer, so they are stored normally.
-  static constexpr int64_t kStreamBytes = 8 << 20;
-
-  // dst[0, n) = src[0, n) with non-temporal stores for the aligned body.
-  static void stream_copy(float* dst, const float* src, int64_t n) {
-    int64_t k = 0;
-    for (; k < n && reinterpret_cast<uintptr_t>(dst + k) % (W * sizeof(float)) != 0; ++k)
-      dst[k] = src[k];
-    for (; k + W <= n; k += W) V::stream(dst + k, V::load(src + k));
-    for (; k < n; ++k) dst[k] = src[k];
-  }
-
   // Units: output rows n * Ho + oh.
   static void forward_nhwc(const DepthwiseParams& p, const float* input, const float* weight_packed,
                            const float* bias, float* output, int64_t begin, int64_t end) {
@@ -244,8 +229,6 @@ struct DepthwiseSimd {
     const NhwcRowFn row_fn = nhwc_row_fn(p);
     std::vector<const float*> rows(kh);
     std::vector<float> tail(full < blocks ? p.out_w * W : 0);
-    const bool stream = p.batch * p.out_h * p.out_w * cout * int64_t(sizeof(float)) > kStreamBytes;
-    std::vector<float> row_buf(stream ? p.out_w * cout : 0);
     NhwcRow r;
     r.w = w.data(), r.bias = b.data(), r.tail = full < blocks ? tail.data() : nullptr;
     r.blocks = blocks, r.cout = cout, r.out_w = p.out_w, r.kw = kw, r.sw = p.stride_w;
@@ -255,16 +238,13 @@ struct DepthwiseSimd {
       int64_t i_lo, i_hi;  // kernel rows inside the image
       valid_output_range(ih0, p.dilation_h, p.in_h, kh, &i_lo, &i_hi);
       for (int64_t i = i_lo; i < i_hi; ++i) rows[i] = fetch(n, ih0 + i * p.dilation_h);
-      float* const yrow = output + row * p.out_w * cout;
-      r.y = stream ? row_buf.data() : yrow;
+      r.y = output + row * p.out_w * cout;
       nhwc_passes(r, row_fn, rows.data(), i_lo, i_hi, w.data());
       if (r.tail)
         for (int64_t ow = 0; ow < p.out_w; ++ow)
           std::copy(tail.data() + ow * W, tail.data() + ow * W + cout - full * W,
                     r.y + ow * cout + full * W);
-      if (stream) stream_copy(yrow, row_buf.data(), p.out_w * cout);
     }
-    if (stream) V::fence();
   }
 
   // NHWC input gradient: each input pixel gathers the output pixels whose window covered it,

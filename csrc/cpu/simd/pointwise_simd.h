@@ -51,10 +51,7 @@ struct PointwiseSimd {
             if (e.row_bias) r = V::add(r, V::set1(e.row_bias[i]));
             if (e.col_bias) r = V::add(r, V::load(e.col_bias + v * W));
           }
-          if (e.stream && reinterpret_cast<uintptr_t>(out) % (W * sizeof(float)) == 0)
-            V::stream(out, r);
-          else
-            V::store(out, r);
+          V::store(out, r);
         }
       return;
     }
@@ -63,8 +60,6 @@ struct PointwiseSimd {
       for (int64_t v = 0; v < NV; ++v) V::store(tile + i * NRP + v * W, acc[i][v]);
     store_tile(tile, NRP, c, ldc, mr, nr, e);
   }
-
-  static void fence() { V::fence(); }  // after non-temporal stores (Epilogue::stream)
 
   static const PointwiseKernels<float>& kernels() {
     return pointwise_kernels_of<PointwiseSimd, float>();

@@ -28,10 +28,6 @@ struct Vec {
     _mm256_store_ps(buf, v);
     for (int64_t i = 0; i < n && i < width; ++i) p[i] = buf[i];
   }
-  // Non-temporal store (p aligned to the vector): skips the read-for-ownership of the line.
-  // fence() orders such stores before the caller's later stores (end of a kernel).
-  static void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
-  static void fence() { _mm_sfence(); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static float sum(reg v) {

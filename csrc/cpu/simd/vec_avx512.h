@@ -22,8 +22,6 @@ struct Vec {
   static reg load(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static void store(float* p, reg v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
-  static void stream(float* p, reg v) { _mm512_stream_ps(p, v); }  // p aligned, no RFO
-  static void fence() { _mm_sfence(); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static float sum(reg v) { return _mm512_reduce_add_ps(v); }

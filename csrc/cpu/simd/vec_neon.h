@@ -27,9 +27,6 @@ struct Vec {
     vst1q_f32(buf, v);
     for (int64_t i = 0; i < n && i < width; ++i) p[i] = buf[i];
   }
-  // No non-temporal hint here: a plain store (nothing to fence).
-  static void stream(float* p, reg v) { vst1q_f32(p, v); }
-  static void fence() {}
   static reg fma(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }
   static reg add(reg a, reg b) { return vaddq_f32(a, b); }
   static float sum(reg v) { return vaddvq_f32(v); }

@@ -72,14 +72,18 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
   const auto gy_nhwc = sepconv::test::to_nhwc(gy, p.batch, p.out_channels, p.pixels);
   const auto wt = sepconv::test::to_nhwc(w, 1, p.out_channels, p.in_channels);  // (Cin, Cout)
   const int64_t nchw_units = sepconv::cpu::pointwise_nchw_units(p);
+  // The NCHW forward packs the weight from its own layout, the NHWC one from a transposed
+  // copy (as the input gradient passes it): both strides of pack_weight are exercised.
+  const auto w_nchw = sepconv::test::packed_pointwise_weight(test, p, false, w.data(), p.in_channels, 1);
+  const auto w_nhwc = sepconv::test::packed_pointwise_weight(test, p, true, wt.data(), 1, p.out_channels);
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
     const auto want = naive_forward(p, x, w, bias);
     std::vector<float> got(m * p.out_channels);
-    test.forward_nchw(p, x.data(), w.data(), bias, got.data(), 0, nchw_units / 2);
-    test.forward_nchw(p, x.data(), w.data(), bias, got.data(), nchw_units / 2, nchw_units);
+    test.forward_nchw(p, x.data(), w_nchw.data(), bias, got.data(), 0, nchw_units / 2);
+    test.forward_nchw(p, x.data(), w_nchw.data(), bias, got.data(), nchw_units / 2, nchw_units);
     expect_close(isa, "forward_nchw", p, got, want, double(p.in_channels));
-    test.forward_nhwc(p, x_nhwc.data(), wt.data(), bias, got.data(), 0, m / 3);
-    test.forward_nhwc(p, x_nhwc.data(), wt.data(), bias, got.data(), m / 3, m);
+    test.forward_nhwc(p, x_nhwc.data(), w_nhwc.data(), bias, got.data(), 0, m / 3);
+    test.forward_nhwc(p, x_nhwc.data(), w_nhwc.data(), bias, got.data(), m / 3, m);
     expect_close(isa, "forward_nhwc", p, got, sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
                  double(p.in_channels));
   }
@@ -103,6 +107,8 @@ int main() {
       for (int64_t pixels : {1, 5, 16, 31, 33, 130}) cases.push_back({2, cin, cout, pixels});
   cases.push_back({1, 96, 24, 56 * 56});
   cases.push_back({1, 320, 1280, 49});  // several depth blocks (kGemmKc = 256)
+  cases.push_back({3, 24, 144, 300});   // several pixel blocks (kPointwisePixelBlock = 256)
+  cases.push_back({5, 40, 200, 1});     // 1x1 planes (squeeze-excitation), rows > tile rows
   cases.push_back({2, 600, 100, 37});   // depth not a multiple of the block, rows > kGemmMc
   cases.push_back({1, 3, 5, 2100});     // columns beyond kGemmNc (NHWC: rows)
   int tested = 0;

@@ -59,7 +59,8 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
   std::vector<T> inter(p.batch * mid * out_px), want(p.batch * cout * out_px);
   dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px};
-  pw_ref.forward_nchw(pp, inter.data(), w_pw.data(), b_pw.data(), want.data(), 0,
+  const auto w_pw_packed = sepconv::test::packed_pointwise_weight(pw_ref, pp, false, w_pw.data(), mid, 1);
+  pw_ref.forward_nchw(pp, inter.data(), w_pw_packed.data(), b_pw.data(), want.data(), 0,
                       pointwise_nchw_units(pp));
   const auto want_nhwc = sepconv::test::to_nhwc(want, p.batch, cout, out_px);
 
@@ -120,7 +121,9 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
   dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px}, pp_t{p.batch, cout, mid, out_px};
   pw_ref.backward_weight_nchw(pp, gy.data(), inter.data(), want_gpw.data(), 0, cout);
-  pw_ref.forward_nchw(pp_t, gy.data(), w_pw_t.data(), nullptr, gmid.data(), 0, pointwise_nchw_units(pp_t));
+  const auto w_pw_t_packed = sepconv::test::packed_pointwise_weight(pw_ref, pp_t, false, w_pw_t.data(), cout, 1);
+  pw_ref.forward_nchw(pp_t, gy.data(), w_pw_t_packed.data(), nullptr, gmid.data(), 0,
+                      pointwise_nchw_units(pp_t));
   dw_ref.backward_input_nchw(p, gmid.data(), w_dw.data(), want_gx.data(), 0, p.batch * C);
   dw_ref.backward_weight_nchw(p, gmid.data(), x.data(), want_gdw.data(), 0, mid);
   for (int64_t n = 0; n < p.batch; ++n)

@@ -35,5 +35,15 @@ std::vector<T> to_nhwc(const std::vector<T>& x, int64_t n, int64_t c, int64_t pi
   return y;
 }
 
+// The pointwise weight (Cout, Cin), element (o, c) at w[o * rs + c * cs], packed as the
+// forward kernels of `kernels` read it for the layout.
+template <class Kernels, class Params, typename T>
+std::vector<T> packed_pointwise_weight(const Kernels& kernels, const Params& p, bool nhwc,
+                                       const T* w, int64_t rs, int64_t cs) {
+  std::vector<T> packed(kernels.packed_weight_size(p, nhwc));
+  kernels.pack_weight(p, nhwc, w, rs, cs, packed.data());
+  return packed;
+}
+
 }  // namespace test
 }  // namespace sepconv

@@ -4,6 +4,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <vector>
+
 #include "../../cpu/dispatch.h"
 #include "../checks.h"
 #include "cpu_kernels.h"
@@ -49,26 +51,29 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   const auto p = pointwise_params(input, out_size[1]);
   const at::Tensor w = weight.reshape({p.out_channels, p.in_channels});
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  // On 1x1 planes (squeeze-excitation) NCHW and channels_last are the same memory: the NHWC
+  // kernel runs all images as one GEMM instead of one matrix-vector product per image.
+  const bool nhwc = fmt == kChannelsLast || p.pixels == 1;
+  const at::Tensor x = input.contiguous(nhwc ? kChannelsLast : at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_conv2d_cpu", [&] {
     const auto& kernels = cpu::pointwise_kernels<scalar_t>();
+    // Packed once, read by every thread (w may be a transposed view: the input gradient).
+    std::vector<scalar_t> packed(kernels.packed_weight_size(p, nhwc));
+    kernels.pack_weight(p, nhwc, w.const_data_ptr<scalar_t>(), w.stride(0), w.stride(1),
+                        packed.data());
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* y = output.data_ptr<scalar_t>();
-    if (fmt == kChannelsLast) {
-      const at::Tensor x = input.contiguous(kChannelsLast);
-      const at::Tensor wt = w.t().contiguous();
+    if (nhwc) {
       parallel_units(p.batch * p.pixels, p.in_channels * p.out_channels, [&](int64_t b0, int64_t e0) {
-        kernels.forward_nhwc(p, x.const_data_ptr<scalar_t>(), wt.const_data_ptr<scalar_t>(), bp, y,
-                             b0, e0);
+        kernels.forward_nhwc(p, xp, packed.data(), bp, y, b0, e0);
       });
     } else {
-      const at::Tensor x = input.contiguous();
-      const at::Tensor wc = w.contiguous();
       parallel_units(cpu::pointwise_nchw_units(p),
-                     cpu::kPointwisePixelBlock * p.in_channels *
+                     cpu::pointwise_pixel_block(p) * p.in_channels *
                          std::min(p.out_channels, cpu::kPointwiseRowBlock),
                      [&](int64_t b0, int64_t e0) {
-                       kernels.forward_nchw(p, x.const_data_ptr<scalar_t>(),
-                                            wc.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+                       kernels.forward_nchw(p, xp, packed.data(), bp, y, b0, e0);
                      });
     }
   });
