@@ -1,8 +1,11 @@
-"""``python -m sepconv_ext``: check and time MobileNetV2's depthwise and pointwise layers.
+"""``python -m sepconv_ext``: check and time MobileNetV2's layers, then a whole network.
 
-Each layer (224x224 input, batch 1, float32, NCHW) is first compared with ``F.conv2d``; the
-exit status is 1 if any result differs beyond tolerance. Then ours and torch's are timed,
-alternating per layer so that drifting machine load hits both alike.
+Each layer (224x224 input, batch 1, float32, NCHW) is first compared with ``F.conv2d``; then
+ours and torch's are timed, alternating per layer so that drifting machine load hits both alike.
+Then a whole network (the built-in MobileNetV2, or ``--model NAME`` from torchvision) is
+converted with ``sc.convert``, checked against the original, and its inference and training
+step are timed against the original's. The exit status is 1 if any result differs beyond
+tolerance.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 import sepconv_ext as sc
+from sepconv_ext._timing import median_ms, network_step, time_alternating
+from sepconv_ext.models import MODELS
 
 # Distinct layer shapes of MobileNetV2 at 224x224.
 _DEPTHWISE = [  # (channels, input size, stride), 3x3 kernel, padding 1
@@ -95,10 +100,65 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _network(name: str) -> torch.nn.Module:
+    """A built-in network, or torchvision's of that name (``tv:NAME`` forces torchvision)."""
+    if name in MODELS:
+        return MODELS[name]()
+    try:
+        import torchvision
+    except Exception as e:
+        raise SystemExit(f"--model {name}: not a built-in network ({sorted(MODELS)}) and "
+                         f"torchvision does not import ({e})")
+    builder = getattr(torchvision.models, name.removeprefix("tv:"), None)
+    if builder is None:
+        raise SystemExit(f"--model {name}: torchvision has no such network")
+    return builder(weights=None)
+
+
+def _whole_network(name: str, quick: bool) -> bool:
+    """Converted vs original, checked and timed (inference and a training step, channels_last,
+    where torch is fastest on CPU). Returns whether the outputs matched."""
+    infer_batch, train_batch = (2, 2) if quick else (8, 4)
+    rounds, block = (1, 1) if quick else (2, 2)
+    torch.manual_seed(0)
+    original = _network(name).to(memory_format=torch.channels_last)
+    converted = sc.convert(original)
+    replaced = sum(type(m) is torch.nn.Conv2d for m in original.modules()) - sum(
+        type(m) is torch.nn.Conv2d for m in converted.modules())
+    print(f"\nWhole network: {name}, 224x224, float32, channels_last, {replaced} layers converted")
+    header = f"{'case':<22} {'max rel err':>11} {'torch ms':>9} {'ours ms':>9} {'torch/ours':>10}"
+    print(header)
+    print("-" * len(header))
+    ok, ratios = True, []
+    for training, batch in ((False, infer_batch), (True, train_batch)):
+        x = torch.randn(batch, 3, 224, 224).to(memory_format=torch.channels_last)
+        for model in (original, converted):
+            model.train(training)
+        outputs = []
+        for model in (original, converted):
+            torch.manual_seed(1)  # the same dropout masks
+            with torch.no_grad():
+                outputs.append(model(x))
+        error = ((outputs[1] - outputs[0]).abs().max() / outputs[0].abs().max()).item()
+        ok &= error < 1e-3
+        fns = {"torch": network_step(original, x, training), "ours": network_step(converted, x, training)}
+        samples = time_alternating(fns, rounds, block)
+        torch_ms, ours_ms = median_ms(samples["torch"]), median_ms(samples["ours"])
+        ratios.append(torch_ms / ours_ms)
+        case = f"{'training step' if training else 'inference'} N={batch}"
+        print(f"{case:<22} {error:>11.2e} {torch_ms:>9.1f} {ours_ms:>9.1f} {torch_ms / ours_ms:>10.2f}")
+    print(f"sc.convert({name}): inference {ratios[0]:.2f}x, training step {ratios[1]:.2f}x "
+          f"torch's speed on this machine ({torch.get_num_threads()} threads)")
+    return ok
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sepconv_ext", description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
     parser.add_argument("--quick", action="store_true", help="every other layer, one short timing round")
+    parser.add_argument("--model", default="mobilenet_v2",
+                        help="whole network: built-in mobilenet_v2 / mobilenet_v3_large, or a "
+                             "torchvision network name when torchvision is installed")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -124,9 +184,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if failed:
         print(f"\nFAILED: results differ from F.conv2d beyond rtol={_RTOL}, atol={_ATOL}: {failed}")
+    else:
+        print(f"\nall results match F.conv2d (rtol={_RTOL}, atol={_ATOL})")
+    if not _whole_network(args.model, args.quick):
+        print(f"FAILED: the converted {args.model} differs from the original")
         return 1
-    print(f"\nall results match F.conv2d (rtol={_RTOL}, atol={_ATOL})")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

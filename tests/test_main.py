@@ -10,3 +10,5 @@ def test_main_quick(tmp_path):
                        timeout=240, env=subprocess_env(), cwd=str(tmp_path))
     assert p.returncode == 0, f"rc={p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}"
     assert p.stdout.strip(), "python -m sepconv_ext --quick printed nothing"
+    assert "Whole network: mobilenet_v2" in p.stdout, p.stdout[-3000:]
+    assert "sc.convert(mobilenet_v2): inference" in p.stdout, p.stdout[-3000:]
