@@ -16,6 +16,10 @@ namespace cpu {
 // channels too keeps both threads busy when an image has few pixels (7x7 layers).
 constexpr int64_t kPointwisePixelBlock = 256, kPointwiseRowBlock = 96, kPointwisePackFloats = 1 << 16;
 
+// Up to this many pixels (N*P), the NHWC forward dots weight rows in place (forward_dot)
+// instead of packing the weight for the GEMM tile.
+constexpr int64_t kPointwiseDotRows = 16;
+
 inline int64_t pointwise_pixel_block(const PointwiseParams& p) {
   const int64_t depth = p.in_channels < 256 ? (p.in_channels > 0 ? p.in_channels : 1) : 256;
   const int64_t wide = kPointwisePackFloats / depth / kPointwisePixelBlock * kPointwisePixelBlock;
@@ -45,6 +49,10 @@ struct PointwiseKernels {
   // units: pixels n * P + i
   void (*forward_nhwc)(const PointwiseParams&, const T* input, const T* weight_packed,
                        const T* bias, T* output, int64_t begin, int64_t end);
+  // The NHWC forward for N*P <= kPointwiseDotRows, on the unpacked weight (Cout, Cin) with
+  // unit column stride; units: output channels o
+  void (*forward_dot)(const PointwiseParams&, const T* input, const T* weight, const T* bias,
+                      T* output, int64_t begin, int64_t end);
   // units: output channels o; grad_weight (Cout, Cin) summed over the batch in a fixed order
   void (*backward_weight_nchw)(const PointwiseParams&, const T* grad_output, const T* input,
                                T* grad_weight, int64_t begin, int64_t end);

@@ -26,6 +26,21 @@ struct ScalarTile {
         for (int64_t j = 0; j < NRP; ++j) acc[i][j] += ap[i * a.rs] * bp[j];
     store_tile(&acc[0][0], NRP, c, ldc, mr, nr, e);
   }
+
+  // d[c * NR + j] = w[j * rs + c] for c < k, j < NR: one full NHWC weight panel.
+  static void transpose_panel(const T* w, int64_t rs, int64_t k, T* d) {
+    for (int64_t c = 0; c < k; ++c)
+      for (int64_t j = 0; j < NR; ++j) d[c * NR + j] = w[j * rs + c];
+  }
+
+  // y[i * ldy] = b + dot(x + i * k, w) for rows i < m.
+  static void dot_rows(int64_t k, const T* x, int64_t m, const T* w, T b, T* y, int64_t ldy) {
+    for (int64_t i = 0; i < m; ++i) {
+      T s = T(0);
+      for (int64_t c = 0; c < k; ++c) s += x[i * k + c] * w[c];
+      y[i * ldy] = b + s;
+    }
+  }
 };
 
 }  // namespace

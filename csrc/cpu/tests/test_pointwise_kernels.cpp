@@ -72,10 +72,17 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
   const auto gy_nhwc = sepconv::test::to_nhwc(gy, p.batch, p.out_channels, p.pixels);
   const auto wt = sepconv::test::to_nhwc(w, 1, p.out_channels, p.in_channels);  // (Cin, Cout)
   const int64_t nchw_units = sepconv::cpu::pointwise_nchw_units(p);
-  // The NCHW forward packs the weight from its own layout, the NHWC one from a transposed
-  // copy (as the input gradient passes it): both strides of pack_weight are exercised.
+  // The weight packed from its own layout (the forward) and from a transposed copy (as the
+  // input gradient passes it): both strides of pack_weight, for both layouts.
   const auto w_nchw = sepconv::test::packed_pointwise_weight(test, p, false, w.data(), p.in_channels, 1);
-  const auto w_nhwc = sepconv::test::packed_pointwise_weight(test, p, true, wt.data(), 1, p.out_channels);
+  const auto w_nchw_t = sepconv::test::packed_pointwise_weight(test, p, false, wt.data(), 1, p.out_channels);
+  const auto w_nhwc = sepconv::test::packed_pointwise_weight(test, p, true, w.data(), p.in_channels, 1);
+  const auto w_nhwc_t = sepconv::test::packed_pointwise_weight(test, p, true, wt.data(), 1, p.out_channels);
+  if (w_nchw != w_nchw_t || w_nhwc != w_nhwc_t) {
+    std::printf("FAIL %s pack_weight: the packed weight depends on the source strides | Cin=%ld Cout=%ld\n",
+                isa, (long)p.in_channels, (long)p.out_channels);
+    ++failures;
+  }
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
     const auto want = naive_forward(p, x, w, bias);
     std::vector<float> got(m * p.out_channels);
@@ -85,6 +92,11 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
     test.forward_nhwc(p, x_nhwc.data(), w_nhwc.data(), bias, got.data(), 0, m / 3);
     test.forward_nhwc(p, x_nhwc.data(), w_nhwc.data(), bias, got.data(), m / 3, m);
     expect_close(isa, "forward_nhwc", p, got, sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
+                 double(p.in_channels));
+    // forward_dot runs for few pixels, but is correct for any number: tested on every case.
+    test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), 0, p.out_channels / 2);
+    test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), p.out_channels / 2, p.out_channels);
+    expect_close(isa, "forward_dot", p, got, sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
                  double(p.in_channels));
   }
   const auto gw_ref = naive_weight_grad(p, gy, x);
@@ -116,7 +128,7 @@ int main() {
     sepconv::cpu::set_active_isa(isa);
     for (const auto& p : cases) check_case(isa.c_str(), sepconv::cpu::pointwise_kernels<float>(), p);
     ++tested;
-    std::printf("%-7s %zu cases x 4 kernels: %s\n", isa.c_str(), cases.size(),
+    std::printf("%-7s %zu cases x 5 kernels: %s\n", isa.c_str(), cases.size(),
                 failures ? "FAILURES" : "ok");
   }
   std::printf("%d ISA(s) tested against the naive loops, %d failure(s)\n", tested, failures);

@@ -57,13 +57,20 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   const at::Tensor x = input.contiguous(nhwc ? kChannelsLast : at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_conv2d_cpu", [&] {
     const auto& kernels = cpu::pointwise_kernels<scalar_t>();
+    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* y = output.data_ptr<scalar_t>();
+    if (nhwc && p.batch * p.pixels <= cpu::kPointwiseDotRows && w.stride(1) == 1 &&
+        w.stride(0) == p.in_channels) {
+      parallel_units(p.out_channels, p.batch * p.pixels * p.in_channels, [&](int64_t b0, int64_t e0) {
+        kernels.forward_dot(p, xp, w.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+      });
+      return;
+    }
     // Packed once, read by every thread (w may be a transposed view: the input gradient).
     std::vector<scalar_t> packed(kernels.packed_weight_size(p, nhwc));
     kernels.pack_weight(p, nhwc, w.const_data_ptr<scalar_t>(), w.stride(0), w.stride(1),
                         packed.data());
-    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    scalar_t* y = output.data_ptr<scalar_t>();
     if (nhwc) {
       parallel_units(p.batch * p.pixels, p.in_channels * p.out_channels, [&](int64_t b0, int64_t e0) {
         kernels.forward_nhwc(p, xp, packed.data(), bp, y, b0, e0);
