@@ -485,10 +485,21 @@ def test_pointwise_wide(Cin, Cout, layout):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
-def test_pointwise_streamed_output(layout):
-    # Outputs over 8 MB are written with non-temporal stores (csrc/cpu/gemm.h): 2 x 144 x 96 x 97
-    # float32 = 10.7 MB, an odd width so some tile rows are unaligned and stored normally.
+def test_pointwise_large_output(layout):
+    # 2 x 144 x 96 x 97 float32 = 10.7 MB (several NCHW pixel blocks, an odd width).
     check_pw(R.PWCase(N=2, Cin=24, Cout=144, H=96, W=97, bias=True, dtype=F32, layout=layout, seed=9))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=_dt)
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("N,H,W", [(1, 1, 1), (8, 1, 1), (16, 1, 1), (17, 1, 1), (3, 2, 2), (5, 2, 2)],
+                         ids=lambda v: str(v))
+def test_pointwise_few_pixels(N, H, W, layout, dtype):
+    # N*H*W <= 16 in channels_last or on 1x1 planes (squeeze-excitation): the forward dots weight
+    # rows in place, the input gradient reads the transposed weight in place; 17 pixels and
+    # NCHW 2x2 planes take the packed GEMM.
+    check_pw(R.PWCase(N=N, Cin=37, Cout=70, H=H, W=W, bias=N % 2 == 1, dtype=dtype, layout=layout,
+                      seed=N * 10 + H))
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])

@@ -60,27 +60,47 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     scalar_t* y = output.data_ptr<scalar_t>();
-    if (nhwc && p.batch * p.pixels <= cpu::kPointwiseDotRows && w.stride(1) == 1 &&
-        w.stride(0) == p.in_channels) {
-      parallel_units(p.out_channels, p.batch * p.pixels * p.in_channels, [&](int64_t b0, int64_t e0) {
-        kernels.forward_dot(p, xp, w.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+    // Few pixels: read the weight in place rather than pack it (packing would cost more than
+    // the multiply-adds). The forward's weight rows are dotted with the input rows; the input
+    // gradient's transposed weight has contiguous columns, which the GEMM tile reads in place.
+    const int64_t rows = p.batch * p.pixels;
+    const scalar_t* wp = w.const_data_ptr<scalar_t>();
+    if (nhwc && rows <= cpu::kPointwiseDotRows && w.stride(1) == 1 && w.stride(0) == p.in_channels) {
+      parallel_units(p.out_channels, rows * p.in_channels, [&](int64_t b0, int64_t e0) {
+        kernels.forward_dot(p, xp, wp, bp, y, b0, e0);
       });
       return;
     }
+    if (nhwc && rows <= cpu::kPointwiseDotRows && w.stride(0) == 1) {
+      constexpr int64_t kColumns = 64;  // a unit: this many output channels
+      parallel_units((p.out_channels + kColumns - 1) / kColumns, kColumns * rows * p.in_channels,
+                     [&](int64_t b0, int64_t e0) {
+                       const int64_t j0 = b0 * kColumns, j1 = std::min(p.out_channels, e0 * kColumns);
+                       const cpu::Gemm g{rows, j1 - j0, p.in_channels, p.in_channels, 1,
+                                         w.stride(1), 1, p.out_channels};
+                       kernels.gemm(g, xp, wp + j0, y + j0, nullptr, bp ? bp + j0 : nullptr);
+                     });
+      return;
+    }
     // Packed once, read by every thread (w may be a transposed view: the input gradient).
-    std::vector<scalar_t> packed(kernels.packed_weight_size(p, nhwc));
-    kernels.pack_weight(p, nhwc, w.const_data_ptr<scalar_t>(), w.stride(0), w.stride(1),
-                        packed.data());
+    // The buffer is the calling thread's, kept between calls: a fresh one of a megabyte or more
+    // comes from mmap, and its page faults (~3 us per 4 KiB here) cost as much as a batch-1
+    // GEMM of a 7x7 layer.
+    // (A thread_local is not captured: the workers must get the pointer, not the name.)
+    thread_local std::vector<scalar_t> packed_buffer;
+    packed_buffer.resize(kernels.packed_weight_size(p, nhwc));
+    scalar_t* const packed = packed_buffer.data();
+    kernels.pack_weight(p, nhwc, wp, w.stride(0), w.stride(1), packed);
     if (nhwc) {
       parallel_units(p.batch * p.pixels, p.in_channels * p.out_channels, [&](int64_t b0, int64_t e0) {
-        kernels.forward_nhwc(p, xp, packed.data(), bp, y, b0, e0);
+        kernels.forward_nhwc(p, xp, packed, bp, y, b0, e0);
       });
     } else {
       parallel_units(cpu::pointwise_nchw_units(p),
                      cpu::pointwise_pixel_block(p) * p.in_channels *
                          std::min(p.out_channels, cpu::kPointwiseRowBlock),
                      [&](int64_t b0, int64_t e0) {
-                       kernels.forward_nchw(p, xp, packed.data(), bp, y, b0, e0);
+                       kernels.forward_nchw(p, xp, packed, bp, y, b0, e0);
                      });
     }
   });
