@@ -521,7 +521,7 @@ def results_path(out: Optional[str], bench: str, meta: Dict) -> str:
     return out or os.path.join(HERE, "results", stem + ".md")
 
 
-def chart_title(meta: Dict, batch: int) -> str:
+def chart_title(meta: Dict, batch) -> str:
     return (f"sepconv_ext {meta['isa']} vs torch {meta['torch']}, {meta['cpu']['model']}, "
             f"N={batch} float32, {meta['date']}")
 

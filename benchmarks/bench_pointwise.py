@@ -1,7 +1,8 @@
 """Pointwise (1x1) conv2d: sepconv_ext.pointwise_conv2d vs torch native F.conv2d, CPU float32.
 
 One process, interleaved (ours and torch alternate, several rounds, the order flipping each
-round), torch.utils.benchmark medians; NCHW and channels_last, forward and forward+backward
+round), torch.utils.benchmark medians; issue 4's MobileNetV2 layers at N=8 plus the layers and
+batch sizes whole networks use (squeeze-excitation, MobileNetV3, N=1); NCHW and channels_last, forward and forward+backward
 (grads of input, weight and bias; each format against torch in the same format); 1 and 2
 threads. Prints per shape the times, GFLOP/s, GB/s, % of this machine's roofline bound and of
 its FMA peak (benchmarks/roofline.py) and torch/ours; checks the targets of issue 4; writes
@@ -9,7 +10,7 @@ benchmarks/results/pointwise-<cpu>-<isa>.md (+ .png chart, + .json raw numbers).
 
     python benchmarks/bench_pointwise.py                 # full run
     python benchmarks/bench_pointwise.py --quick         # smoke run
-    python benchmarks/bench_pointwise.py --threads 1 --shapes 320,1280,7 32,16,112 --isa scalar
+    python benchmarks/bench_pointwise.py --threads 1 --shapes 320,1280,7,8 960,240,1,1 --isa scalar
 """
 
 from __future__ import annotations
@@ -32,14 +33,19 @@ import bench_common as bc  # noqa: E402
 import roofline  # noqa: E402
 from bench_common import CAT_NAME, CATS, FMT_NAME, geomean, shape_str  # noqa: E402
 
-Shape = Tuple[int, int, int]  # (Cin, Cout, H=W)
+Shape = Tuple[int, int, int, int]  # (Cin, Cout, H=W, N)
 
+# Issue 4's MobileNetV2 layers at N=8, then layers whole networks run that those lack (issue
+# 15): squeeze-excitation 1x1 convs on 1x1 planes (MobileNetV3-Large, EfficientNet-B0), other
+# MobileNetV3 layers, and batch 1.
 SHAPES: List[Shape] = [
-    (32, 16, 112), (96, 24, 56), (144, 24, 56), (24, 144, 56), (192, 32, 28), (384, 64, 14),
-    (576, 96, 14), (960, 160, 7), (320, 1280, 7),
+    (32, 16, 112, 8), (96, 24, 56, 8), (144, 24, 56, 8), (24, 144, 56, 8), (192, 32, 28, 8),
+    (384, 64, 14, 8), (576, 96, 14, 8), (960, 160, 7, 8), (320, 1280, 7, 8),
+    (960, 240, 1, 8), (240, 960, 1, 8), (120, 32, 1, 8), (960, 240, 1, 1),
+    (16, 64, 112, 8), (72, 40, 28, 8), (240, 80, 14, 8), (672, 160, 7, 8),
+    (16, 96, 112, 1), (144, 24, 56, 1), (96, 576, 14, 1), (160, 960, 7, 1), (320, 1280, 7, 1),
 ]
-PEAK_SHAPE: Shape = (320, 1280, 7)  # the large shape the "% of FMA peak" target is evaluated on
-BATCH = 8
+PEAK_SHAPE: Shape = (320, 1280, 7, 8)  # the large shape the "% of FMA peak" target is evaluated on
 IMPLS = ("ours", "torch")
 
 
@@ -54,9 +60,9 @@ def work(shape: Shape, direction: str) -> Tuple[float, float]:
     bytes (float32): forward = x + y + w + b; forward+backward adds the backward's compulsory
     traffic gy + x + gx + w + gw + gb (x is read again: fwd and bwd are separate calls).
     """
-    cin, cout, h = shape
-    x, y, w, b = BATCH * cin * h * h, BATCH * cout * h * h, cout * cin, cout
-    macs = BATCH * cin * cout * h * h
+    cin, cout, h, n = shape
+    x, y, w, b = n * cin * h * h, n * cout * h * h, cout * cin, cout
+    macs = n * cin * cout * h * h
     if direction == "fwd":
         return 2.0 * macs, 4.0 * (x + y + w + b)
     return 6.0 * macs, 4.0 * ((x + y + w + b) + (y + x + x + w + w + b))
@@ -67,7 +73,7 @@ def work(shape: Shape, direction: str) -> Tuple[float, float]:
 
 def tensors(shape: Shape, batch: int, seed: int):
     """x (batch, Cin, H, H), w (Cout, Cin, 1, 1), b (Cout,), gy (batch, Cout, H, H), seeded."""
-    cin, cout, h = shape
+    cin, cout, h, _ = shape
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, cin, h, h, generator=g)
     w = torch.randn(cout, cin, 1, 1, generator=g) / cin ** 0.5
@@ -78,7 +84,7 @@ def tensors(shape: Shape, batch: int, seed: int):
 
 def make_case(sc, shape: Shape, direction: str, fmt: str) -> Dict:
     """{impl: fn}; fn() runs one forward or forward+backward."""
-    x, w, b, gy = tensors(shape, BATCH, seed=0)
+    x, w, b, gy = tensors(shape, shape[3], seed=0)
     if fmt == "cl":
         x = x.contiguous(memory_format=torch.channels_last)
         gy = gy.contiguous(memory_format=torch.channels_last)
@@ -162,7 +168,7 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int], rf: Dic
 def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List[int],
              targets: List[Dict], chart_name: Optional[str]) -> str:
     L = bc.header_lines(meta, "Pointwise (1x1) conv2d: sepconv_ext vs torch native (CPU, float32)",
-                        "F.conv2d with a 1x1 weight", f"N={BATCH}", "ours/torch")
+                        "F.conv2d with a 1x1 weight", "N as in each shape", "ours/torch")
     L += bc.roofline_lines(rf)
     L.append("Counting: flop = 2 x MACs (fwd: N*Cin*Cout*H*W MACs; fwd+bwd: 3x that; bias not counted). "
              "Bytes (compulsory, float32): fwd = x + y + w + b; fwd+bwd = fwd + gy + x + gx + w + gw + gb. "
@@ -174,7 +180,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
     for t in threads:
         for cat in CATS:
             L.append(f"## {CAT_NAME[cat]}, {t} thread{'s' if t > 1 else ''}\n")
-            L.append("| (Cin, Cout, H=W) | ours ms | torch ms | torch/ours | ours GFLOP/s | ours GB/s | "
+            L.append("| (Cin, Cout, H=W, N) | ours ms | torch ms | torch/ours | ours GFLOP/s | ours GB/s | "
                      "ours % peak | ours % roof | ours % L3 roof | torch GFLOP/s | torch GB/s | torch % peak | "
                      "torch % roof | bound GFLOP/s | flop/B | timing (ours; torch) | others' CPU | check |")
             L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -200,7 +206,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
 
 
 def main(argv=None) -> int:
-    args = bc.parse_args(argv, __doc__, "pointwise", "Cin,Cout,H", 9)
+    args = bc.parse_args(argv, __doc__, "pointwise", "Cin,Cout,H,N", len(SHAPES))
 
     sc, meta, rf = bc.start_run(args)
     shapes = args.shapes or SHAPES
@@ -253,7 +259,7 @@ def main(argv=None) -> int:
                 for t in threads for sh in shapes for cat in CATS
             ],
         },
-        bc.cats_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, BATCH),
+        bc.cats_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, "per shape"),
         meta["elapsed_s"])
     return 0
 
