@@ -382,13 +382,18 @@ void pointwise_backward_weight(const PointwiseParams& p, Gemm g, const T* a, int
   const bool contiguous = a_image == p.pixels * g.a_cs && b_image == p.pixels * g.b_rs;
   const int64_t group = !contiguous && p.pixels >= kGemmKc
                             ? 1 : std::max<int64_t>(1, kFloatTerms / std::max<int64_t>(1, p.pixels));
+  if (!contiguous) g.k_seg = p.pixels, g.a_seg = a_image, g.b_seg = b_image;
+  if (group >= p.batch) {  // one group: its float GEMM is the result (what the fold would give)
+    g.k = p.batch * p.pixels;
+    gemm_blocked<Tile, T>(g, a, b, grad_weight, nullptr, nullptr);
+    return;
+  }
   // Per thread and kept between calls: fresh buffers of a megabyte or more are mmapped and
   // page-fault on first touch (~3 us per 4 KiB page in these VMs).
   thread_local std::vector<T> part;
   thread_local std::vector<double> total;
   part.resize(size);
   total.assign(size, 0.0);
-  if (!contiguous) g.k_seg = p.pixels, g.a_seg = a_image, g.b_seg = b_image;
   for (int64_t n0 = 0; n0 < p.batch; n0 += group) {
     g.k = std::min(group, p.batch - n0) * p.pixels;
     gemm_blocked<Tile, T>(g, a + n0 * a_image, b + n0 * b_image, part.data(), nullptr, nullptr);
