@@ -111,6 +111,16 @@ void pack_b(const Gemm& g, const T* b, int64_t p0, int64_t kc, int64_t j0, int64
   }
 }
 
+// One register tile for a B panel `width` (NR or NR_NARROW) columns wide, chosen at compile time.
+template <class Tile, typename T>
+void run_tile(int64_t width, int64_t kc, const PanelA<T>& a, const PanelB<T>& b, T* c, int64_t ldc,
+              int64_t mr, int64_t nr, const Epilogue<T>& e) {
+  if (width == Tile::NR)
+    Tile::template micro<Tile::NR>(kc, a, b, c, ldc, mr, nr, e);
+  else
+    Tile::template micro<Tile::NR_NARROW>(kc, a, b, c, ldc, mr, nr, e);
+}
+
 template <typename T>
 void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
   for (int64_t i = 0; i < g.m; ++i)
@@ -168,10 +178,7 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
                                    : PanelA<T>{a_block + (ir - packed_from) * kc, 1, MR};
           const Epilogue<T> e{!first, first && row_bias ? row_bias + i : nullptr,
                               first && col_bias ? col_bias + j : nullptr};
-          if (panel_width<Tile>(nr) == NR)
-            Tile::template micro<NR>(kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
-          else
-            Tile::template micro<Tile::NR_NARROW>(kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
+          run_tile<Tile>(panel_width<Tile>(nr), kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
         };
         if (kc * nc * int64_t(sizeof(T)) <= kGemmRowOrderBytes) {
           // Small B block (it stays in L2): rows of tiles, so C is written row by row, in
@@ -256,16 +263,6 @@ void pack_pointwise_weight(const PointwiseParams& p, bool nhwc, const T* w, int6
   }
 }
 
-// One register tile, its panel width chosen at compile time.
-template <class Tile, typename T>
-void run_tile(int64_t kc, const PanelA<T>& a, const PanelB<T>& b, T* c, int64_t ldc, int64_t mr,
-              int64_t nr, const Epilogue<T>& e) {
-  if (b.rs == Tile::NR)
-    Tile::template micro<Tile::NR>(kc, a, b, c, ldc, mr, nr, e);
-  else
-    Tile::template micro<Tile::NR_NARROW>(kc, a, b, c, ldc, mr, nr, e);
-}
-
 // Units (image, block of pointwise_pixel_block(p) pixels, block of kPointwiseRowBlock output
 // channels): Y_n[o0.., p0..] = W[o0..] X_n[:, p0..]. The unit's kc x pixels block of X is
 // packed (<= 256 KiB, it stays in L2) and the tiles run in rows, so each tile row reads one
@@ -300,7 +297,7 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
           const PanelB<T> b{x_pack.data() + jr * kc, panel_width<Tile>(nr)};
-          run_tile<Tile>(kc, a, b, y + ir * P + jr, P, std::min(MR, mc - ir), nr, e);
+          run_tile<Tile>(b.rs, kc, a, b, y + ir * P + jr, P, std::min(MR, mc - ir), nr, e);
         }
       }
     }
@@ -333,7 +330,8 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
                                       : PanelA<T>{rows, 1, MR};
         const PanelB<T> b{weight_packed + jr * cin + pc * width, width};
         const Epilogue<T> e{pc > 0, nullptr, pc == 0 && bias ? bias + jr : nullptr};
-        run_tile<Tile>(kc, a, b, output + (ic + ir) * cout + jr, cout, std::min(MR, mc - ir), nr, e);
+        run_tile<Tile>(width, kc, a, b, output + (ic + ir) * cout + jr, cout, std::min(MR, mc - ir),
+                       nr, e);
       };
       if (kc * cout * int64_t(sizeof(T)) <= kGemmRowOrderBytes) {
         for (int64_t ir = 0; ir < mc; ir += MR)
