@@ -4,12 +4,12 @@ One process, interleaved (ours and torch alternate, several rounds, the order fl
 round), torch.utils.benchmark medians; NCHW and channels_last, forward and forward+backward
 (grads of input, weight and bias; each format against torch in the same format); 1 and 2
 threads. Prints per shape the times, GFLOP/s, GB/s, % of this machine's roofline bound
-(benchmarks/roofline.py) and torch/ours; checks the targets of issue 3; writes
+(benchmarks/roofline.py) and torch/ours; checks the targets of issues 3 and 15; writes
 benchmarks/results/depthwise-<cpu>-<isa>.md (+ .png chart, + .json raw numbers).
 
-    python benchmarks/bench_depthwise.py                 # full run (~10 min on 2 cores)
+    python benchmarks/bench_depthwise.py                 # full run (~25 min on 2 cores)
     python benchmarks/bench_depthwise.py --quick         # smoke run (< 60 s; skips 31x31)
-    python benchmarks/bench_depthwise.py --threads 1 --shapes 32,112,3,1 96,56,7,1 --isa scalar
+    python benchmarks/bench_depthwise.py --threads 1 --shapes 32,112,3,1,8 96,56,7,1,1 --isa scalar
 """
 
 from __future__ import annotations
@@ -28,14 +28,22 @@ import bench_common as bc  # noqa: E402
 import roofline  # noqa: E402
 from bench_common import CAT_NAME, CATS, FMT_NAME, geomean, shape_str  # noqa: E402
 
-Shape = Tuple[int, int, int, int]  # (C, H=W, k, stride)
+Shape = Tuple[int, int, int, int, int]  # (C, H=W, k, stride, N)
 
+# Issue 3's set at N=8 (MobileNetV2 3x3 layers, 7x7, 31x31), then the layers whole networks
+# run that it lacks (issue 15): the 5x5 and stride-2 layers of MobileNetV3-Large,
+# EfficientNet-B0 and MnasNet, ConvNeXt-T's 7x7 stages, and batch 1.
 SHAPES: List[Shape] = [
-    (32, 112, 3, 1), (96, 112, 3, 2), (144, 56, 3, 1), (144, 56, 3, 2), (192, 28, 3, 1),
-    (384, 14, 3, 1), (576, 14, 3, 2), (960, 7, 3, 1), (96, 56, 7, 1), (384, 14, 7, 1),
-    (128, 56, 31, 1),
+    (32, 112, 3, 1, 8), (96, 112, 3, 2, 8), (144, 56, 3, 1, 8), (144, 56, 3, 2, 8),
+    (192, 28, 3, 1, 8), (384, 14, 3, 1, 8), (576, 14, 3, 2, 8), (960, 7, 3, 1, 8),
+    (96, 56, 7, 1, 8), (384, 14, 7, 1, 8), (128, 56, 31, 1, 8),
+    (72, 56, 5, 2, 8), (120, 28, 5, 1, 8), (240, 28, 3, 2, 8), (480, 14, 5, 1, 8),
+    (672, 14, 5, 2, 8), (960, 7, 5, 1, 8), (1152, 7, 5, 1, 8), (192, 28, 7, 1, 8), (768, 7, 7, 1, 8),
+    (32, 112, 3, 1, 1), (144, 56, 3, 2, 1), (240, 28, 5, 1, 1), (672, 14, 5, 1, 1),
+    (960, 7, 3, 1, 1), (96, 56, 7, 1, 1),
 ]
-BATCH = 8
+ISSUE3_SHAPES = SHAPES[:11]
+NETWORK_SHAPES = [sh for sh in SHAPES if sh[2] != 31]
 IMPLS = ("ours", "torch")
 
 
@@ -54,10 +62,10 @@ def work(shape: Shape, direction: str) -> Tuple[float, float]:
     bytes (float32): forward = x + y + w + b; forward+backward adds the backward's compulsory
     traffic gy + x + gx + w + gw + gb (x is read again: fwd and bwd are separate calls).
     """
-    c, h, k, s = shape
+    c, h, k, s, n = shape
     ho = out_size(h, k, s)
-    x, y, w, b = BATCH * c * h * h, BATCH * c * ho * ho, c * k * k, c
-    macs = BATCH * c * ho * ho * k * k
+    x, y, w, b = n * c * h * h, n * c * ho * ho, c * k * k, c
+    macs = n * c * ho * ho * k * k
     if direction == "fwd":
         return 2.0 * macs, 4.0 * (x + y + w + b)
     return 6.0 * macs, 4.0 * ((x + y + w + b) + (y + x + x + w + w + b))
@@ -68,9 +76,9 @@ def work(shape: Shape, direction: str) -> Tuple[float, float]:
 
 def make_case(sc, shape: Shape, direction: str, fmt: str, seed: int = 0):
     """Returns {impl: fn} plus the tensors; fn() runs one forward or forward+backward."""
-    c, h, k, s = shape
+    c, h, k, s, n = shape
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(BATCH, c, h, h, generator=g)
+    x = torch.randn(n, c, h, h, generator=g)
     w = torch.randn(c, 1, k, k, generator=g) / k
     b = torch.randn(c, generator=g)
     if fmt == "cl":
@@ -87,7 +95,7 @@ def make_case(sc, shape: Shape, direction: str, fmt: str, seed: int = 0):
     w.requires_grad_(True)
     b.requires_grad_(True)
     ho = out_size(h, k, s)
-    gy = torch.randn(BATCH, c, ho, ho, generator=g)
+    gy = torch.randn(n, c, ho, ho, generator=g)
     if fmt == "cl":
         gy = gy.contiguous(memory_format=torch.channels_last)
     fns = {
@@ -99,7 +107,7 @@ def make_case(sc, shape: Shape, direction: str, fmt: str, seed: int = 0):
 def check_case(sc, shape: Shape, fmt: str) -> Tuple[float, bool]:
     """ours vs torch channels_last (its fast path) on one image: forward output and the three
     grads. Returns (worst error relative to the reference's max abs value, layout ok)."""
-    c, h, k, s = shape
+    c, h, k, s, _ = shape
     g = torch.Generator().manual_seed(1)
     x0 = torch.randn(1, c, h, h, generator=g)
     w0 = (torch.randn(c, 1, k, k, generator=g) / k)
@@ -115,11 +123,22 @@ def check_case(sc, shape: Shape, fmt: str) -> Tuple[float, bool]:
 
 
 def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int]) -> List[Dict]:
-    """Issue 3 targets; ratio = torch / ours, 1 thread."""
+    """Issue 3's targets on its shapes, issue 15's on the networks' shapes; ratio = torch / ours,
+    1 thread."""
     rows = []
     if 1 not in threads:
         return rows
     R = res[1]
+    network_shapes = [sh for sh in shapes if sh in NETWORK_SHAPES]
+    for cat in CATS:
+        if not network_shapes:
+            break
+        r = {sh: R[sh][cat]["torch"]["median_s"] / R[sh][cat]["ours"]["median_s"] for sh in network_shapes}
+        rows.append(bc.ratio_target(f"{CAT_NAME[cat]} vs torch {FMT_NAME[cat[1]]}, every layer a "
+                                    f"network runs (issue 15)", r, 1.0, 1.0))
+    shapes = [sh for sh in shapes if sh in ISSUE3_SHAPES]
+    if not shapes:
+        return rows
 
     def ratios(cat):
         return {sh: R[sh][cat]["torch"]["median_s"] / R[sh][cat]["ours"]["median_s"] for sh in shapes}
@@ -175,11 +194,11 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int]) -> List
 def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List[int],
              targets: List[Dict], chart_name: Optional[str]) -> str:
     L = bc.header_lines(meta, "Depthwise conv2d: sepconv_ext vs torch native (CPU, float32)",
-                        "F.conv2d groups=C", f"N={BATCH}, padding k//2", "ours/torch")
+                        "F.conv2d groups=C", "N per shape, padding k//2", "ours/torch")
     L += bc.roofline_lines(rf)
     L.append("Counting: flop = 2 x MACs (fwd: N*C*Ho*Wo*k*k MACs; fwd+bwd: 3x that; bias not counted). "
              "Bytes (compulsory, float32): fwd = x + y + w + b; fwd+bwd = fwd + gy + x + gx + w + gw + gb.\n")
-    L += bc.targets_lines(targets, "Targets (issue 3; 1 thread, ratio = torch time / our time)")
+    L += bc.targets_lines(targets, "Targets (issues 3 and 15; 1 thread, ratio = torch time / our time)")
     if chart_name:
         L.append(f"![torch/ours ratios]({chart_name})\n")
 
@@ -211,7 +230,7 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
 
 
 def main(argv=None) -> int:
-    args = bc.parse_args(argv, __doc__, "depthwise", "C,H,k,stride", 11,
+    args = bc.parse_args(argv, __doc__, "depthwise", "C,H,k,stride,N", len(SHAPES),
                          quick_help="2 rounds, min_run_time 0.02 s, no 31x31 shape unless --shapes names it: a smoke run")
 
     sc, meta, rf = bc.start_run(args)
@@ -260,7 +279,7 @@ def main(argv=None) -> int:
                 for t in threads for sh in shapes for cat in CATS
             ],
         },
-        bc.cats_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, BATCH),
+        bc.cats_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, "per shape"),
         meta["elapsed_s"])
     return 0
 
