@@ -1,8 +1,10 @@
-"""Builds sepconv_ext._C against the torch that is already installed.
+"""Builds sepconv_ext._C against the torch of the environment it installs into.
 
-Install with:  pip install --no-build-isolation -e .
-(--no-build-isolation: the extension must be compiled against *your* torch, not a second copy that
-pip would download into an isolated build environment.)
+Install with:  pip install .
+(tools/build_backend.py, the PEP 517 backend pyproject.toml names, makes that environment's
+torch the one the build imports; `pip install --no-build-isolation [-e] .` builds against the
+torch importable here.) The wheel requires exactly the torch version it was compiled against,
+and sepconv_ext/_build_info.py records it for the check at import.
 """
 import glob
 import os
@@ -10,17 +12,22 @@ import sys
 
 from setuptools import find_packages, setup
 
+ROOT = os.path.dirname(os.path.abspath(__file__))
+# Commands that only describe or pack the sources, which need no torch (an sdist built where
+# torch is absent, and the metadata step setuptools runs before the build requirements exist).
+SOURCE_ONLY_COMMANDS = {"sdist", "egg_info", "dist_info", "--name", "--version", "--help", "-h"}
+
 try:
     import torch
 except ImportError:
-    sys.exit(
-        "sepconv_ext compiles against the torch you already have installed, but torch is not "
-        "importable here (plain `pip install .` builds in an isolated environment without it).\n"
-        "Run instead:\n    pip install torch ninja pybind11 setuptools wheel\n"
-        "    pip install --no-build-isolation -e ."
-    )
-
-ROOT = os.path.dirname(os.path.abspath(__file__))
+    if not SOURCE_ONLY_COMMANDS.intersection(sys.argv[1:]):
+        sys.exit(
+            "sepconv_ext compiles against the torch of the environment it installs into, but no "
+            "torch is importable here. Either `pip install .` (its build backend finds the target "
+            "environment's torch, or installs one), or install torch first and run "
+            "`pip install --no-build-isolation -e .`"
+        )
+    torch = None
 
 # Default GPU architectures when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible: Ampere
 # (A100, sm_80) and Hopper (H100/H200, sm_90), plus PTX of sm_90 so newer GPUs JIT-compile it.
@@ -75,15 +82,41 @@ def cuda_arch_list():
     return [a for a in archs.replace(",", ";").replace(" ", ";").split(";") if a]
 
 
-WITH_CUDA, CUDA_HOME = want_cuda()
-if WITH_CUDA:
-    # Before torch.utils.cpp_extension is imported: it reads CUDA_HOME once, at import.
-    os.environ["CUDA_HOME"] = CUDA_HOME
-from torch.utils import cpp_extension  # noqa: E402
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+def torch_release(version):
+    """'2.13.0' of '2.13.0+cpu': the release, without the local build label."""
+    return version.split("+")[0]
 
-if WITH_CUDA:
-    cpp_extension.CUDA_HOME = CUDA_HOME  # in case something imported it earlier
+
+def write_build_info(with_cuda):
+    """sepconv_ext/_build_info.py: the torch this build compiles against, which the package
+    compares with the running torch at import (a mismatch is an ABI break: undefined symbols or
+    worse), and which backend_info() reports."""
+    text = (
+        '"""Written by setup.py at build time (not in git): the torch sepconv_ext._C was built '
+        'against."""\n'
+        f"TORCH_VERSION = {torch.__version__!r}\n"
+        f"TORCH_CUDA = {torch.version.cuda!r}\n"
+        f"TORCH_DIR = {os.path.dirname(torch.__file__)!r}\n"
+        f"WITH_CUDA = {with_cuda!r}\n"
+    )
+    path = os.path.join(ROOT, "sepconv_ext", "_build_info.py")
+    old = open(path).read() if os.path.exists(path) else None
+    if old != text:  # unchanged: keep the mtime, so an in-place rebuild stays incremental
+        with open(path, "w") as f:
+            f.write(text)
+
+
+if torch is not None:
+    WITH_CUDA, CUDA_HOME = want_cuda()
+    if WITH_CUDA:
+        # Before torch.utils.cpp_extension is imported: it reads CUDA_HOME once, at import.
+        os.environ["CUDA_HOME"] = CUDA_HOME
+    from torch.utils import cpp_extension  # noqa: E402
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
+
+    if WITH_CUDA:
+        cpp_extension.CUDA_HOME = CUDA_HOME  # in case something imported it earlier
+    write_build_info(WITH_CUDA)
 
 
 def cpp_sources():
@@ -152,9 +185,11 @@ setup(
     version="0.1.0",
     description="Depthwise, pointwise and separable 2-D convolution operators for PyTorch",
     packages=find_packages(include=["sepconv_ext", "sepconv_ext.*"]),
-    ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    ext_modules=[extension()] if torch is not None else [],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)} if torch is not None else {},
     python_requires=">=3.9",
-    install_requires=["torch>=2.4"],
+    # The compiled extension runs only with the torch release it was built against.
+    install_requires=[f"torch=={torch_release(torch.__version__)}" if torch is not None else "torch>=2.4"],
+    entry_points={"console_scripts": ["sepconv-ext = sepconv_ext.__main__:main"]},
     zip_safe=False,
 )

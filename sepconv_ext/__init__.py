@@ -5,7 +5,7 @@ Importing the package registers the operators ``torch.ops.sepconv.*``.
 
 import torch  # noqa: F401  (first: _C links against libtorch's shared libraries)
 
-import sepconv_ext._C  # noqa: F401  (loading the library registers the operators)
+import sepconv_ext._extension  # noqa: F401  (loads _C, which registers the operators, or says why not)
 from sepconv_ext._backend import backend_info, set_cpu_isa
 from sepconv_ext.convert import convert
 from sepconv_ext.functional import depthwise_conv2d, pointwise_conv2d, separable_conv2d

@@ -6,9 +6,21 @@ from typing import Any, Dict
 
 import torch
 
-from sepconv_ext import _C
+from sepconv_ext._extension import _C, build_info
 
 __all__ = ["backend_info", "set_cpu_isa"]
+
+# Where each CPU ISA's kernels passed the test suite on real hardware (not emulation). Add a
+# machine when a session runs the tests on a new CPU (benchmarks/results/isa-verification.md
+# keeps the log of each run).
+ISA_VERIFIED_ON = {
+    "avx512": "AMD EPYC Zen 5 (family 26, model 2), 2026-12-04: full pytest suite (AVX-512 as "
+              "the default ISA) and the torch-free kernel tests",
+    "avx2": "AMD EPYC Zen 3 (family 25, model 1): every CI run since 2026-11; and on the Zen 5 "
+            "above, the kernel tests and the per-ISA pytest cases",
+    "scalar": "every CI run, on both machines above",
+    "neon": "not on hardware: kernel tests under qemu-aarch64 (user-mode emulation), every CI run",
+}
 
 
 def backend_info() -> Dict[str, Any]:
@@ -17,16 +29,21 @@ def backend_info() -> Dict[str, Any]:
     Returns:
         A dict with 'version' (package version), 'cpu_isa' (the ISA the CPU kernels use now),
         'cpu_isas' (ISAs usable here, best first), 'cuda' (CUDA kernels compiled in and a GPU
-        available) and 'cuda_archs' (the GPU architectures compiled for).
+        available), 'cuda_archs' (the GPU architectures compiled for), 'torch_built' (the torch
+        version the extension was compiled against; None for a build that predates the record)
+        and 'isa_verified_on' (per CPU ISA, the real hardware its kernels were tested on).
     """
     from sepconv_ext import __version__  # here, not at the top: the package imports us
 
+    info = build_info()
     return {
         "version": __version__,
         "cpu_isa": _C.cpu_isa(),
         "cpu_isas": list(_C.cpu_isas()),
         "cuda": bool(_C.cuda_compiled()) and torch.cuda.is_available(),
         "cuda_archs": list(_C.cuda_archs()),
+        "torch_built": info.TORCH_VERSION if info is not None else None,
+        "isa_verified_on": dict(ISA_VERIFIED_ON),
     }
 
 

@@ -1,3 +1,4 @@
+import glob
 import os
 import sys
 
@@ -6,7 +7,14 @@ import torch
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)
-for p in (TESTS_DIR, REPO_ROOT):
+# The checkout's package when it is built in place (pip install -e . / build_ext --inplace);
+# else the installed one (pip install .), which the source tree, without a compiled _C, must
+# not shadow (`python -m pytest` puts the working directory first on sys.path).
+IN_PLACE_BUILD = bool(glob.glob(os.path.join(REPO_ROOT, "sepconv_ext", "_C*")))
+IMPORT_PATHS = [TESTS_DIR] + ([REPO_ROOT] if IN_PLACE_BUILD else [])
+if not IN_PLACE_BUILD:
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO_ROOT]
+for p in reversed(IMPORT_PATHS):
     if p not in sys.path:
         sys.path.insert(0, p)
 
@@ -14,9 +22,9 @@ import sepconv_ext  # noqa: E402,F401  (registers torch.ops.sepconv.*)
 
 
 def subprocess_env():
-    """Environment for child interpreters: the repo importable, same thread count."""
+    """Environment for child interpreters: the package the tests import, and tests/."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([REPO_ROOT, TESTS_DIR] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["PYTHONPATH"] = os.pathsep.join(IMPORT_PATHS + [p for p in [env.get("PYTHONPATH")] if p])
     return env
 
 

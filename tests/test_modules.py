@@ -1,8 +1,12 @@
 """nn.Module facade: state_dict compatibility with nn.Conv2d, padding modes, 'same'/'valid',
 convert(), backend_info(), set_cpu_isa()."""
 import copy
+import importlib
+import os
+import re
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -379,6 +383,52 @@ def test_backend_info():
     assert "scalar" in info["cpu_isas"]
     assert info["cpu_isa"] in info["cpu_isas"]
     assert all(isinstance(s, str) for s in info["cuda_archs"])
+    # Built by setup.py against the torch running now (the import check enforces the release).
+    assert info["torch_built"] is not None
+    assert info["torch_built"].split("+")[0] == torch.__version__.split("+")[0]
+    assert set(info["isa_verified_on"]) == {"avx512", "avx2", "neon", "scalar"}
+
+
+def _fake_build_info(version, cuda=None, with_cuda=False):
+    return types.SimpleNamespace(TORCH_VERSION=version, TORCH_CUDA=cuda, WITH_CUDA=with_cuda)
+
+
+def test_import_refuses_another_torch_release():
+    """A torch upgrade after install: a clear ImportError before the library is loaded, not an
+    undefined-symbol traceback (issue 16)."""
+    from sepconv_ext import _extension
+
+    release = torch.__version__.split("+")[0]
+    _extension.check_torch(_fake_build_info(release + "+some_label"))  # same release: loads
+    _extension.check_torch(None)  # no record (an old in-place build): nothing to compare
+    major, minor = (int(v) for v in release.split(".")[:2])
+    other = f"{major}.{minor + 1}.0"
+    with pytest.raises(ImportError, match=rf"built against torch {other}, but torch {re.escape(torch.__version__)} is running: reinstall"):
+        _extension.check_torch(_fake_build_info(other))
+    if torch.version.cuda is None:
+        with pytest.raises(ImportError, match="built with CUDA kernels.*has no CUDA"):
+            _extension.check_torch(_fake_build_info(torch.__version__, "13.0", True))
+
+
+def test_import_from_source_tree_without_build_says_so(tmp_path, monkeypatch):
+    """A package directory without its compiled _C (what `python` finds first from the root of a
+    checkout installed with plain `pip install .`) fails with an error naming the cause."""
+    from sepconv_ext import _extension
+
+    real_import = importlib.import_module
+
+    def import_module(name, *args):
+        if name == "sepconv_ext._C":
+            raise ModuleNotFoundError("No module named 'sepconv_ext._C'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(_extension.importlib, "import_module", import_module)
+    monkeypatch.setattr(_extension, "PACKAGE_DIR", str(tmp_path))
+    with pytest.raises(ImportError, match=r"has no compiled extension \(_C\)\. If that is its source tree"):
+        _extension.load()
+    (tmp_path / "_C.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")  # a build that fails to load
+    with pytest.raises(ImportError, match="compiled extension failed to load .*: reinstall"):
+        _extension.load()
 
 
 def test_set_cpu_isa():
@@ -403,10 +453,11 @@ def test_set_cpu_isa_invalid():
     assert sc.backend_info()["cpu_isa"] == before
 
 
-def test_env_cpu_isa():
+def test_env_cpu_isa(tmp_path):
     env = subprocess_env()
     env["SEPCONV_CPU_ISA"] = "scalar"
+    # cwd: not the checkout, whose source tree would shadow a non-editable install.
     p = subprocess.run([sys.executable, "-c", "import sepconv_ext; print(sepconv_ext.backend_info()['cpu_isa'])"],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=120, cwd=str(tmp_path))
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "scalar"
