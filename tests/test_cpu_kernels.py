@@ -1,13 +1,18 @@
 """The torch-free microkernel tests (csrc/cpu/tests/): every SIMD ISA against the portable kernels.
 
-Built with the system compilers, natively for every ISA this CPU runs, and cross-built for
-AArch64 and run under qemu for NEON. CI installs the cross toolchain and sets
-SEPCONV_REQUIRE_NEON=1, so there the NEON run cannot be skipped silently.
+Built with the system compilers, natively for every ISA this CPU runs, cross-built for AArch64
+and run under qemu for NEON, and built once more with the AVX-512 kernels compiled against SIMDe
+(portable implementations of the x86 intrinsics), so that they run on CPUs without AVX-512 too.
+CI installs the cross toolchain and SIMDe (pip cmeel-simde) and sets SEPCONV_REQUIRE_NEON=1 and
+SEPCONV_REQUIRE_SIMDE=1, so there neither run can be skipped silently.
 """
 import glob
 import os
 import shutil
+import site
 import subprocess
+import sys
+import sysconfig
 
 import pytest
 
@@ -50,3 +55,40 @@ def test_neon_matches_scalar_under_qemu(src, tmp_path):
                          text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "neon " in run.stdout, run.stdout
+
+
+def simde_include_dir():
+    """The include directory holding simde/x86/avx512.h: $SEPCONV_SIMDE_INCLUDE, else where pip's
+    cmeel-simde puts it (site-packages/cmeel.prefix/include), else None."""
+    env = os.environ.get("SEPCONV_SIMDE_INCLUDE")
+    roots = [env] if env else []
+    sites = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    roots += [os.path.join(p, "cmeel.prefix", "include") for p in sites]
+    return next((r for r in roots if os.path.isfile(os.path.join(r, "simde", "x86", "avx512.h"))), None)
+
+
+@pytest.mark.parametrize("src", TESTS, ids=[os.path.basename(t) for t in TESTS])
+def test_avx512_via_simde_matches_scalar(src, tmp_path):
+    """The AVX-512 kernels (16-lane transposes, 9-15-lane masks, channel blocks of 16) on any
+    x86-64 CPU: vec_avx512.h over SIMDe, with lane-exact masked loads and stores
+    (csrc/cpu/tests/simde_avx512.h) and the AVX-512 dispatch row forced on."""
+    cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
+    if cxx is None or not sys.platform.startswith("linux") or os.uname().machine != "x86_64":
+        pytest.skip("needs an x86-64 Linux machine with a C++ compiler")
+    include = simde_include_dir()
+    if include is None:
+        if os.environ.get("SEPCONV_REQUIRE_SIMDE") == "1":
+            pytest.fail("SEPCONV_REQUIRE_SIMDE=1 but SIMDe is not installed (pip install cmeel-simde)")
+        pytest.skip("SIMDe not found: pip install cmeel-simde, or set SEPCONV_SIMDE_INCLUDE")
+    exe = str(tmp_path / "kernel_test_simde")
+    build = subprocess.run([cxx, "-O2", "-std=c++17", "-Wno-psabi", "-DSEPCONV_AVX512_VIA_SIMDE",
+                            "-I", CPU_DIR, "-I", include, "-o", exe, *KERNELS, src],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-4000:]
+    objdump = shutil.which("objdump")
+    if objdump is not None:  # portable code only: it would run on a CPU without AVX-512
+        asm = subprocess.run([objdump, "-d", exe], capture_output=True, text=True).stdout
+        assert "%zmm" not in asm, "the SIMDe build contains AVX-512 instructions"
+    run = subprocess.run([exe], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "avx512 " in run.stdout and "FAILURES" not in run.stdout, run.stdout

@@ -10,7 +10,10 @@
 #include "pointwise.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
-#if defined(__clang__)
+// SEPCONV_AVX512_VIA_SIMDE (test builds only): portable code, no AVX-512 target, so the kernels
+// run on any x86-64 CPU (else the compiler would emit AVX-512 instructions: SIGILL there).
+#if defined(SEPCONV_AVX512_VIA_SIMDE)
+#elif defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))), apply_to = function)
 #else
 #pragma GCC push_options
@@ -34,7 +37,8 @@ const PointwiseKernels<float>& pointwise_avx512_kernels() {
 }  // namespace cpu
 }  // namespace sepconv
 
-#if defined(__clang__)
+#if defined(SEPCONV_AVX512_VIA_SIMDE)
+#elif defined(__clang__)
 #pragma clang attribute pop
 #else
 #pragma GCC pop_options

@@ -202,21 +202,23 @@ int main() {
   int tested = 0;
   for (const std::string& isa : usable_isas()) {
     set_active_isa(isa);
+    const int before = failures;  // each line reports its own ISA's problems
     for (const auto& pr : problems) {
       check<float>(isa.c_str(), depthwise_kernels<float>(), pointwise_kernels<float>(), pr);
       check_backward<float>(isa.c_str(), depthwise_kernels<float>(), pointwise_kernels<float>(), pr);
     }
     ++tested;
     std::printf("%-7s %zu problems x 5 band heights x 2 layouts, forward and backward: %s\n", isa.c_str(),
-                problems.size(), failures ? "FAILURES" : "ok");
+                problems.size(), failures > before ? "FAILURES" : "ok");
   }
+  const int before_f64 = failures;
   for (int i = 0; i < 30; ++i) {  // float64 runs the portable kernels through the same fusion
     check<double>("scalar-f64", depthwise_scalar_kernels<double>(),
                   pointwise_scalar_kernels<double>(), problems[i]);
     check_backward<double>("scalar-f64", depthwise_scalar_kernels<double>(),
                            pointwise_scalar_kernels<double>(), problems[i]);
   }
-  std::printf("float64 fused vs unfused: %s\n", failures ? "FAILURES" : "ok");
+  std::printf("float64 fused vs unfused: %s\n", failures > before_f64 ? "FAILURES" : "ok");
   std::printf("%d ISA(s) tested against scalar, %d failure(s)\n", tested, failures);
   return failures == 0 && tested > 0 ? 0 : 1;
 }
