@@ -1,4 +1,5 @@
-"""Reference implementations (torch's own F.conv2d) and random case generators.
+"""Reference implementations (torch's own F.conv2d), random case generators, and the checker that
+runs an op forward and backward against a reference (run_check).
 
 Everything here is independent of sepconv_ext: the tests compare the extension against these.
 
@@ -313,3 +314,68 @@ def random_pw_cases(n: int, seed: int):
                           weight_2d=rng.random() < 0.3, wlayout=rng.choice(["contig", "contig", "slice"]),
                           grad=rng.choice(GRAD_KINDS), seed=seed * 100003 + i))
     return out
+
+
+# --------------------------------------------------------------------------- generic checker
+def run_check(fn, ref_fn, inputs, *, dtype, grad_kind="contig", red_out=1, red_grads=None,
+              names=None, layout=None, gen=None, backward=True):
+    """fn(*inputs) vs ref_fn(*float64 copies) forward and backward.
+
+    inputs: list of tensors or None (absent bias). layout: 'cl' -> the output must be channels_last,
+    'nchw' -> contiguous, None -> not checked. grad_kind: see reference.GRAD_KINDS.
+    Returns the output.
+    """
+    names = names or [f"arg{i}" for i in range(len(inputs))]
+    red_grads = red_grads or [1] * len(inputs)
+    gen = gen or torch.Generator().manual_seed(1234)
+    originals = [None if t is None else t.clone() for t in inputs]
+    leaves = [None if t is None else t.detach().requires_grad_(backward) for t in inputs]
+    ref_leaves = [None if t is None else t.detach().double().requires_grad_(backward) for t in inputs]
+
+    out = fn(*leaves)
+    ref = ref_fn(*ref_leaves)
+    assert_close(out, ref, dtype, red_out, what="output")
+    if layout == "cl":
+        assert out.is_contiguous(memory_format=torch.channels_last), \
+            f"channels_last input gave output with strides {out.stride()}"
+    elif layout == "nchw":
+        assert out.is_contiguous(), f"NCHW input gave output with strides {out.stride()}"
+    for t, o, n in zip(leaves, originals, names):
+        if t is not None:
+            assert torch.equal(t.detach(), o), f"forward modified {n}"
+
+    if not backward:
+        return out
+    idx = [i for i, t in enumerate(leaves) if t is not None]
+    if grad_kind == "sum":
+        grads = torch.autograd.grad(out.sum(), [leaves[i] for i in idx])
+        ref_grads = torch.autograd.grad(ref.sum(), [ref_leaves[i] for i in idx])
+        go = None
+    else:
+        go = make_grad(tuple(out.shape) if out.dim() == 4 else (1,) + tuple(out.shape), dtype, grad_kind, gen)
+        if out.dim() == 3:
+            go = go[0]
+        go_orig = go.clone()
+        grads = torch.autograd.grad(out, [leaves[i] for i in idx], go)
+        ref_grads = torch.autograd.grad(ref, [ref_leaves[i] for i in idx], go.double())
+        assert torch.equal(go, go_orig), "backward modified grad_output"
+    for i, g, rg in zip(idx, grads, ref_grads):
+        assert g is not None, f"no gradient for {names[i]}"
+        assert_close(g, rg, dtype, red_grads[i], what=f"grad {names[i]}")
+    for t, o, n in zip(leaves, originals, names):
+        if t is not None:
+            assert torch.equal(t.detach(), o), f"backward modified {n}"
+    return out
+
+
+def layout_expect(layout, C, H, W, N=1):
+    """The output layout run_check should demand for an input in `layout`: None where the input's
+    format is ambiguous (one channel or one pixel; an empty batch, for which torch's own convs
+    return either format)."""
+    if N == 0:
+        return None
+    if layout == "cl":
+        return "cl" if (C > 1 and H * W > 1) else None
+    if layout == "nchw":
+        return "nchw"
+    return None
