@@ -155,10 +155,25 @@ def openmp_flags():
     return ["-fopenmp", "-DAT_PARALLEL_OPENMP"]
 
 
+def sanitizer_flags():
+    """SEPCONV_SANITIZE=address or address,undefined: a sanitizer build of the C++ code for
+    tools/run_sanitized_tests.sh (a test build: -O1 -g, and Python must start with the ASan
+    runtime preloaded, as that script does). Empty or unset: none."""
+    value = os.environ.get("SEPCONV_SANITIZE", "").strip()
+    if not value:
+        return []
+    kinds = value.split(",")
+    if "address" not in kinds or not set(kinds) <= {"address", "undefined"}:
+        raise SystemExit(f"SEPCONV_SANITIZE={value!r}: expected 'address' or 'address,undefined'")
+    print(f"sepconv_ext: sanitizer build (-fsanitize={value}), for tests only")
+    return ["-O1", "-g", f"-fsanitize={value}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
 def extension():
     # No -march=native: SIMD code is selected per file and at run time (csrc/cpu/dispatch.cpp),
     # so one build runs on any CPU of its architecture.
-    cxx_flags = ["-O3", cxx_std_flag(), "-fvisibility=hidden"] + openmp_flags()
+    sanitize = sanitizer_flags()
+    cxx_flags = ["-O3", cxx_std_flag(), "-fvisibility=hidden"] + openmp_flags() + sanitize
     include_dirs = [os.path.join(ROOT, "csrc")]
     if not WITH_CUDA:
         return CppExtension(
@@ -166,6 +181,7 @@ def extension():
             sources=cpp_sources(),
             include_dirs=include_dirs,
             extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=sanitize,
         )
     archs = cuda_arch_list()
     print(f"sepconv_ext: building the CUDA kernels with CUDA_HOME={CUDA_HOME} for "
@@ -177,6 +193,7 @@ def extension():
         sources=cpp_sources() + cuda_sources(),
         include_dirs=include_dirs,
         extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        extra_link_args=sanitize,
     )
 
 
