@@ -1,10 +1,12 @@
 // The Python module sepconv_ext._C. Loading it runs the static TORCH_LIBRARY registrations of
 // the ops; the functions here expose the run-time backend choice to sepconv_ext.backend_info()
-// and set_cpu_isa(). The CMake (libtorch) build leaves this file out.
+// and set_cpu_isa(), and the CPU output cache to cpu_cache_info() / empty_cpu_cache(). The CMake
+// (libtorch) build leaves this file out.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include "cpu/dispatch.h"
+#include "ops/cpu/output_memory.h"
 
 namespace {
 
@@ -33,6 +35,16 @@ std::vector<std::string> cuda_archs() {
   return archs;
 }
 
+pybind11::dict cpu_cache_info() {
+  const sepconv::OutputCacheStats s = sepconv::output_cache_stats();
+  pybind11::dict d;
+  d["limit_bytes"] = s.limit_bytes;
+  d["cached_bytes"] = s.cached_bytes;
+  d["hits"] = s.hits;
+  d["misses"] = s.misses;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -43,4 +55,6 @@ PYBIND11_MODULE(_C, m) {
         "Activate a CPU ISA; returns the previous one. ValueError if it is not usable here.");
   m.def("cuda_compiled", &cuda_compiled, "Whether the CUDA kernels were compiled in.");
   m.def("cuda_archs", &cuda_archs, "The CUDA architectures the kernels were compiled for.");
+  m.def("cpu_cache_info", &cpu_cache_info, "The CPU output cache's limit, held bytes, hits, misses.");
+  m.def("empty_cpu_cache", &sepconv::empty_output_cache, "Free the CPU output cache's held blocks.");
 }

@@ -6,7 +6,7 @@ Importing the package registers the operators ``torch.ops.sepconv.*``.
 import torch  # noqa: F401  (first: _C links against libtorch's shared libraries)
 
 import sepconv_ext._extension  # noqa: F401  (loads _C, which registers the operators, or says why not)
-from sepconv_ext._backend import backend_info, set_cpu_isa
+from sepconv_ext._backend import backend_info, cpu_cache_info, empty_cpu_cache, set_cpu_isa
 from sepconv_ext.convert import convert
 from sepconv_ext.functional import depthwise_conv2d, pointwise_conv2d, separable_conv2d
 from sepconv_ext.modules import DepthwiseConv2d, PointwiseConv2d, SeparableConv2d
@@ -19,7 +19,9 @@ __all__ = [
     "SeparableConv2d",
     "backend_info",
     "convert",
+    "cpu_cache_info",
     "depthwise_conv2d",
+    "empty_cpu_cache",
     "pointwise_conv2d",
     "separable_conv2d",
     "set_cpu_isa",

@@ -8,7 +8,7 @@ import torch
 
 from sepconv_ext._extension import _C, build_info
 
-__all__ = ["backend_info", "set_cpu_isa"]
+__all__ = ["backend_info", "cpu_cache_info", "empty_cpu_cache", "set_cpu_isa"]
 
 # Where each CPU ISA's kernels passed the test suite on real hardware (not emulation). Add a
 # machine when a session runs the tests on a new CPU (benchmarks/results/isa-verification.md
@@ -60,3 +60,22 @@ def set_cpu_isa(name: str) -> str:
     # The library validates (one place, shared with C++ callers); its std::invalid_argument
     # arrives here as ValueError naming the usable ISAs.
     return _C.set_cpu_isa(name)
+
+
+def cpu_cache_info() -> Dict[str, int]:
+    """The CPU output cache: where the CPU kernels' outputs of 256 KiB or more get their memory.
+
+    A freed output's block is kept and handed to the next output of about its size, so that a
+    network's every step does not page-fault on freshly mapped memory (README, "Memory").
+
+    Returns:
+        A dict with 'limit_bytes' (the most it holds while no tensor uses the blocks; env
+        SEPCONV_CPU_CACHE_MB, default 1024, 0: off), 'cached_bytes' (held now), 'hits' and
+        'misses' (outputs served from a held block / from fresh memory, since import).
+    """
+    return dict(_C.cpu_cache_info())
+
+
+def empty_cpu_cache() -> None:
+    """Free the blocks the CPU output cache holds (those in live tensors return when they die)."""
+    _C.empty_cpu_cache()

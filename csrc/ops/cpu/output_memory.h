@@ -1,20 +1,40 @@
-// Allocation of the CPU kernels' large outputs.
+// Allocation of the CPU kernels' large outputs (forward outputs and input gradients).
+//
+// A network allocates the same output sizes at every step, and on Linux a large block from
+// malloc is often freshly mapped memory: above glibc's mmap threshold (at most 32 MiB) always,
+// and below it whenever malloc has just trimmed its heap. The kernel then zeroes each page on
+// its first write, inside our kernel's time: measured on the 2-vCPU Zen 4 VM, MobileNetV2
+// inference at batch 8, channels_last, 2 threads spent 62 of its 131 ms in page faults (23,000
+// faults per forward; 68 ms with malloc told never to unmap). So outputs of kCachedOutputBytes
+// or more come from a cache of the blocks our earlier outputs used: a freed output's block is
+// kept (up to a limit) and handed to the next output of about its size, already mapped and
+// touched, as PyTorch's CUDA caching allocator does for device memory.
+//
+// The limit on the bytes held while no tensor uses them: SEPCONV_CPU_CACHE_MB (read once, at the
+// first large output; default 1024, but 0 in AddressSanitizer builds so that ASan sees every
+// block freed; 0 turns the cache off). sepconv_ext.empty_cpu_cache() releases the held blocks.
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+
 namespace sepconv {
 
-// at::empty(size, options), and for outputs of kHugePageOutputBytes or more a hint to the
-// kernel to back them with transparent huge pages where the system allows it on request
-// (THP "madvise", the usual default). Large outputs are often freshly mapped memory: above
-// glibc's largest mmap threshold (32 MiB) always, and below it whenever malloc has just trimmed
-// its heap, which the alternating large allocations of a forward+backward trigger. Each 4 KiB
-// page then faults on first write, ~3 us in a VM. Measured here (1 thread, N=8): a 38.5 MB
-// input gradient 37 -> 6.4 ms (30 ms were page faults); channels_last forward+backward of
-// (144, 56, 56) 3x3 28 -> 16 ms and (32, 112, 112) 18 -> 12 ms (7000 faults per call -> ~200).
-// PyTorch's own THP_MEM_ALLOC_ENABLE does the same for all of its large allocations.
+// An uninitialised tensor like at::empty(size, options) (options carry the memory format).
 at::Tensor empty_cpu_output(at::IntArrayRef size, const at::TensorOptions& options);
 
-constexpr int64_t kHugePageOutputBytes = int64_t{4} << 20;  // two huge pages
+constexpr int64_t kCachedOutputBytes = int64_t{256} << 10;  // smaller: at::empty
+constexpr int64_t kHugePageOutputBytes = int64_t{4} << 20;  // two huge pages: THP advice
+
+struct OutputCacheStats {
+  int64_t limit_bytes;   // held blocks never exceed this
+  int64_t cached_bytes;  // held now, in no tensor
+  int64_t hits;          // outputs served from a held block
+  int64_t misses;        // outputs that needed a fresh block
+};
+OutputCacheStats output_cache_stats();
+
+// Frees every held block (blocks in live tensors return to the cache when those die).
+void empty_output_cache();
 
 }  // namespace sepconv
