@@ -111,6 +111,16 @@ def test_same_size_outputs_reuse_the_freed_block():
     torch.testing.assert_close(y, F.conv2d(x, w), rtol=1e-5, atol=1e-4)
 
 
+@needs_cache
+def test_the_last_released_block_of_a_size_is_reused_first():
+    x = torch.randn(8, 32, 28, 28)
+    w = torch.randn(48, 32, 1, 1)
+    a, b = sc.pointwise_conv2d(x, w), sc.pointwise_conv2d(x, w)
+    last = b.data_ptr()
+    del a, b  # b is released last: the likeliest still in cache
+    assert sc.pointwise_conv2d(x, w).data_ptr() == last
+
+
 def test_small_outputs_bypass_the_cache():
     before = info()
     y = sc.depthwise_conv2d(torch.randn(1, 8, 16, 16), torch.randn(8, 1, 3, 3), padding=1)

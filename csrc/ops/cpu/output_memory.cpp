@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -89,15 +90,17 @@ class OutputCache final : public c10::Allocator {
 
  private:
   // The smallest held block of at least `bytes` and at most 1/8 more (a network asks for the
-  // same sizes again; a much larger block would be wasted), or null.
+  // same sizes again; a much larger block would be wasted), the last released among equals, the
+  // likeliest to be still in cache (as glibc's bins, LIFO). Or null.
   Block* take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     // limit() is read here first, so that a bad setting errors in allocate, not in a deleter.
-    const auto it = free_.lower_bound(bytes);
-    if (limit() == 0 || it == free_.end() || it->first > bytes + bytes / 8) {
+    const auto fit = free_.lower_bound(bytes);
+    if (limit() == 0 || fit == free_.end() || fit->first > bytes + bytes / 8) {
       ++misses_;
       return nullptr;
     }
+    const auto it = std::prev(free_.upper_bound(fit->first));  // equal keys: insertion order
     Block* block = it->second;
     free_.erase(it);
     cached_ -= static_cast<int64_t>(block->bytes);
