@@ -42,23 +42,39 @@ struct PointwiseSimd {
 #pragma GCC unroll 8
       for (int64_t i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-        for (int64_t v = 0; v < NV; ++v) {
-          float* out = c + i * ldc + v * W;
-          reg r = acc[i][v];
-          if (e.accumulate) {
-            r = V::add(V::load(out), r);
-          } else {
-            if (e.row_bias) r = V::add(r, V::set1(e.row_bias[i]));
-            if (e.col_bias) r = V::add(r, V::load(e.col_bias + v * W));
-          }
-          V::store(out, r);
-        }
+        for (int64_t v = 0; v < NV; ++v) store_acc(c + i * ldc + v * W, acc[i][v], W, e, i, v * W);
       return;
     }
-    alignas(64) float tile[MR * NRP];
-    for (int64_t i = 0; i < MR; ++i)
-      for (int64_t v = 0; v < NV; ++v) V::store(tile + i * NRP + v * W, acc[i][v]);
-    store_tile(tile, NRP, c, ldc, mr, nr, e);
+    // Edge tiles (last rows; the last columns of an output-channel count that is not a multiple
+    // of the panel width, e.g. 24 or 40 channels on AVX-512) store through masks rather than a
+    // scalar loop: such a layer's every tile is an edge tile. The loops keep constant bounds so
+    // that acc stays in registers.
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < MR; ++i) {
+      if (i >= mr) break;
+#pragma GCC unroll 2
+      for (int64_t v = 0; v < NV; ++v) {
+        const int64_t n = nr - v * W;
+        if (n <= 0) break;
+        store_acc(c + i * ldc + v * W, acc[i][v], n, e, i, v * W);
+      }
+    }
+  }
+
+  // out[0 .. n) = r + bias, or out += r (accumulate); n <= W, masked below W.
+  static void store_acc(float* out, reg r, int64_t n, const Epilogue<float>& e, int64_t row,
+                        int64_t col) {
+    const bool full = n >= W;
+    if (e.accumulate) {
+      r = V::add(full ? V::load(out) : V::load(out, n), r);
+    } else {
+      if (e.row_bias) r = V::add(r, V::set1(e.row_bias[row]));
+      if (e.col_bias) r = V::add(r, full ? V::load(e.col_bias + col) : V::load(e.col_bias + col, n));
+    }
+    if (full)
+      V::store(out, r);
+    else
+      V::store(out, r, n);
   }
 
   // d[c * NR + j] = w[j * rs + c] for c < k, j < NR: one full NHWC weight panel, W x W blocks
