@@ -6,6 +6,7 @@ every kernel must write every element: checked here with blocks poisoned by NaN,
 import io
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -161,8 +162,10 @@ def test_empty_cpu_cache_frees_the_held_blocks():
 def run_child(code, env_value):
     env = subprocess_env()
     env["SEPCONV_CPU_CACHE_MB"] = env_value
+    # Not from the repository root: `python -c` puts the working directory first on sys.path,
+    # where the source tree (without _C when the package is installed) would shadow the package.
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=300)
+                          cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=300)
 
 
 def test_limit_evicts_the_longest_held_blocks():
