@@ -123,6 +123,9 @@ int main() {
   cases.push_back({5, 40, 200, 1});     // 1x1 planes (squeeze-excitation), rows > tile rows
   cases.push_back({2, 600, 100, 37});   // depth not a multiple of the block, rows > kGemmMc
   cases.push_back({1, 3, 5, 2100});     // columns beyond kGemmNc (NHWC: rows)
+  // weight gradients folded over image groups (kFloatTerms), computed as dW^T (Cin < Cout) and dW
+  cases.push_back({3, 16, 40, 1500});
+  cases.push_back({3, 40, 16, 1500});
   int tested = 0;
   for (const std::string& isa : sepconv::cpu::usable_isas()) {
     sepconv::cpu::set_active_isa(isa);
