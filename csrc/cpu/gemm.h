@@ -53,7 +53,8 @@ struct PanelB {
 // kKc x NR floats of B (16 KiB) stay in L1 while MC/MR tiles use them; the kMc x kKc block of
 // A (96 KiB) in L2. kMc is a multiple of every tile's MR (4, 6, 8, 12).
 constexpr int64_t kGemmKc = 256, kGemmMc = 96, kGemmNc = 2048;
-static_assert(kGemmKc == 256, "pointwise_pixel_block (pointwise.h) assumes this depth block");
+static_assert(kGemmKc == 256,
+              "pointwise_pixel_block and pointwise_weight_grad_split (pointwise.h) assume this depth block");
 // B blocks up to this size are swept by rows of tiles rather than columns (see gemm_blocked).
 constexpr int64_t kGemmRowOrderBytes = 128 * 1024;
 
@@ -138,8 +139,10 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
     if (!accumulate) fill_bias(g, c, row_bias, col_bias);
     return;
   }
-  // In place only where the tile can walk the depth with one stride.
-  const bool direct_a = g.a_cs == 1 && !g.segmented();
+  // In place only where the tile can walk the depth with one stride. A is read in place also
+  // when its MR rows at one depth are contiguous (a_rs == 1: the weight gradients' dY^T and
+  // X^T in NHWC): each depth step then broadcasts from one short run.
+  const bool direct_a = (g.a_cs == 1 || g.a_rs == 1) && !g.segmented();
   const bool direct_b = g.b_cs == 1 && !g.segmented();
   // Per thread, grown once: packing buffers must not be allocated per call (the fused
   // separable kernel calls this once per band). With in-place operands they hold one panel.
@@ -174,7 +177,7 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
         const auto tile = [&](int64_t ir, int64_t jr, int64_t nr, const PanelB<T>& bp) {
           const int64_t i = ic + ir, j = jc + jr, mr = std::min(MR, mc - ir);
           const PanelA<T> ap = ir < packed_from
-                                   ? PanelA<T>{a + i * g.a_rs + pc, g.a_rs, 1}
+                                   ? PanelA<T>{a + i * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs}
                                    : PanelA<T>{a_block + (ir - packed_from) * kc, 1, MR};
           const Epilogue<T> e{!first, first && row_bias ? row_bias + i : nullptr,
                               first && col_bias ? col_bias + j : nullptr};
@@ -360,46 +363,6 @@ void pointwise_forward_dot(const PointwiseParams& p, const T* input, const T* we
 
 // ---------------------------------------------------------------------------- weight gradient
 
-// Output channels [begin, end) of dW = sum over images of dY_n * X_n^T. Groups of images of
-// about kFloatTerms products per element are one float GEMM (depth = the group's pixels, in
-// segments of one image), and the groups are folded in double, in image order: no float sum
-// runs over more than ~kFloatTerms terms, C is written once per group (not once per 49-pixel
-// image), and the result does not depend on the thread count.
-constexpr int64_t kFloatTerms = 4096;
-
-template <class Tile, typename T>
-void pointwise_backward_weight(const PointwiseParams& p, Gemm g, const T* a, int64_t a_image,
-                               const T* b, int64_t b_image, T* grad_weight) {
-  const int64_t size = g.m * g.n;
-  if (size == 0) return;
-  // Where image n + 1 follows image n along both operands' depth (NHWC), a group is one plain
-  // depth range: the operand with unit column stride is then read in place, not packed. Else
-  // (NCHW) the depth is segmented per image, which packs both operands; planes of kGemmKc or
-  // more pixels then go one image at a time, so A (dY rows) is read in place (measured: the
-  // weight gradient took ~2x the forward's time with both operands packed).
-  const bool contiguous = a_image == p.pixels * g.a_cs && b_image == p.pixels * g.b_rs;
-  const int64_t group = !contiguous && p.pixels >= kGemmKc
-                            ? 1 : std::max<int64_t>(1, kFloatTerms / std::max<int64_t>(1, p.pixels));
-  if (!contiguous) g.k_seg = p.pixels, g.a_seg = a_image, g.b_seg = b_image;
-  if (group >= p.batch) {  // one group: its float GEMM is the result (what the fold would give)
-    g.k = p.batch * p.pixels;
-    gemm_blocked<Tile, T>(g, a, b, grad_weight, nullptr, nullptr);
-    return;
-  }
-  // Per thread and kept between calls: fresh buffers of a megabyte or more are mmapped and
-  // page-fault on first touch (~3 us per 4 KiB page in these VMs).
-  thread_local std::vector<T> part;
-  thread_local std::vector<double> total;
-  part.resize(size);
-  total.assign(size, 0.0);
-  for (int64_t n0 = 0; n0 < p.batch; n0 += group) {
-    g.k = std::min(group, p.batch - n0) * p.pixels;
-    gemm_blocked<Tile, T>(g, a + n0 * a_image, b + n0 * b_image, part.data(), nullptr, nullptr);
-    for (int64_t i = 0; i < size; ++i) total[i] += double(part[i]);
-  }
-  for (int64_t i = 0; i < size; ++i) grad_weight[i] = T(total[i]);
-}
-
 // The register tile's vectors run along the GEMM's columns. Where the input channels are the
 // narrower side (16-32 of them against 64-192 output channels: the networks' first layers), dW
 // is computed transposed, dW^T = X * dY^T, so that the wide side fills the vectors: with Cin
@@ -411,49 +374,46 @@ inline bool pointwise_backward_weight_transposed(const PointwiseParams& p) {
   return p.in_channels < p.out_channels;
 }
 
-// Output channels [begin, end) of dW, given the GEMMs of both orientations over one image:
-// `g` with its operands (dY_n rows, X_n) for dW rows, `gt` (X_n, dY_n columns) for dW^T.
+// Units [begin, end) of the split s (pointwise.h): unit u is image group u / s.blocks and output
+// channels [o0, o1) of block u % s.blocks; it writes that group's float dW rows [o0, o1) into
+// parts + group * Cout * Cin. Within a group the depth is its images' pixels: one plain range in
+// NHWC (image n + 1 follows image n in both operands, so the operand with unit column stride is
+// read in place), segments of one image in NCHW.
 template <class Tile, typename T>
-void pointwise_backward_weight_oriented(const PointwiseParams& p, const Gemm& g, const Gemm& gt,
-                                        const T* grad_output, int64_t gy_row_offset,
-                                        int64_t gy_image, const T* input, int64_t x_image,
-                                        T* grad_weight, int64_t begin, int64_t end) {
-  const int64_t cin = p.in_channels, cols = end - begin;
-  if (!pointwise_backward_weight_transposed(p)) {
-    pointwise_backward_weight<Tile>(p, g, grad_output + begin * gy_row_offset, gy_image, input,
-                                    x_image, grad_weight + begin * cin);
-    return;
+void pointwise_backward_weight(const PointwiseParams& p, const PointwiseWeightGradSplit& s,
+                               bool nhwc, const T* grad_output, const T* input, T* parts,
+                               int64_t begin, int64_t end) {
+  const int64_t cin = p.in_channels, cout = p.out_channels, P = p.pixels;
+  const bool transposed = pointwise_backward_weight_transposed(p);
+  thread_local std::vector<T> dw_t;  // dW^T (Cin x block), per thread and kept between calls
+  for (int64_t u = begin; u < end; ++u) {
+    const int64_t group = u / s.blocks, o0 = u % s.blocks * s.block_channels;
+    const int64_t cols = std::min(cout, o0 + s.block_channels) - o0;
+    const int64_t n0 = group * s.group_images, images = std::min(s.group_images, p.batch - n0);
+    if (cols <= 0) continue;  // (images == 0, an empty batch: the GEMM of depth 0 writes zeros)
+    const T* gy = grad_output + n0 * P * cout;
+    const T* x = input + n0 * P * cin;
+    T* dw = parts + group * cout * cin + o0 * cin;
+    // Element (o, q) of dY^T and (c, q) of X^T, q = pixel of the group, image-segmented in NCHW
+    const int64_t gy_cs = nhwc ? cout : 1, gy_rs = nhwc ? 1 : P;
+    const int64_t x_cs = nhwc ? cin : 1, x_rs = nhwc ? 1 : P;
+    Gemm g = transposed
+                 ? Gemm{cin, cols, images * P, x_rs, x_cs, gy_cs, gy_rs, cols}  // X^T (dY^T)^T
+                 : Gemm{cols, cin, images * P, gy_rs, gy_cs, x_cs, x_rs, cin};  // dY^T X
+    if (!nhwc) {
+      g.k_seg = P;
+      g.a_seg = transposed ? cin * P : cout * P;
+      g.b_seg = transposed ? cout * P : cin * P;
+    }
+    if (!transposed) {
+      gemm_blocked<Tile, T>(g, gy + o0 * gy_rs, x, dw, nullptr, nullptr);
+      continue;
+    }
+    dw_t.resize(cin * cols);
+    gemm_blocked<Tile, T>(g, x, gy + o0 * gy_rs, dw_t.data(), nullptr, nullptr);
+    for (int64_t o = 0; o < cols; ++o)
+      for (int64_t c = 0; c < cin; ++c) dw[o * cin + c] = dw_t[c * cols + o];
   }
-  thread_local std::vector<T> transposed;  // dW^T (Cin x cols), kept: see pointwise_backward_weight
-  transposed.resize(cin * cols);
-  pointwise_backward_weight<Tile>(p, gt, input, x_image, grad_output + begin * gy_row_offset,
-                                  gy_image, transposed.data());
-  for (int64_t o = 0; o < cols; ++o)
-    for (int64_t c = 0; c < cin; ++c) grad_weight[(begin + o) * cin + c] = transposed[c * cols + o];
-}
-
-template <class Tile, typename T>
-void pointwise_backward_weight_nchw(const PointwiseParams& p, const T* grad_output,
-                                    const T* input, T* grad_weight, int64_t begin, int64_t end) {
-  const int64_t P = p.pixels, cin = p.in_channels, cols = end - begin;
-  // dY_n rows [begin, end) (row stride P) times X_n^T (element (p, c) at c * P + p)
-  const Gemm g{cols, cin, P, P, 1, 1, P, cin};
-  // X_n (row stride P) times dY_n^T columns [begin, end) (element (p, o) at o * P + p)
-  const Gemm gt{cin, cols, P, P, 1, 1, P, cols};
-  pointwise_backward_weight_oriented<Tile>(p, g, gt, grad_output, P, p.out_channels * P, input,
-                                           cin * P, grad_weight, begin, end);
-}
-
-template <class Tile, typename T>
-void pointwise_backward_weight_nhwc(const PointwiseParams& p, const T* grad_output,
-                                    const T* input, T* grad_weight, int64_t begin, int64_t end) {
-  const int64_t cin = p.in_channels, cout = p.out_channels, cols = end - begin;
-  // dY_n^T rows [begin, end) (element (o, p) at p * Cout + o) times X_n (row stride Cin)
-  const Gemm g{cols, cin, p.pixels, 1, cout, cin, 1, cin};
-  // X_n^T (element (c, p) at p * Cin + c) times dY_n columns [begin, end) (row stride Cout)
-  const Gemm gt{cin, cols, p.pixels, 1, cin, cout, 1, cols};
-  pointwise_backward_weight_oriented<Tile>(p, g, gt, grad_output, 1, p.pixels * cout, input,
-                                           p.pixels * cin, grad_weight, begin, end);
 }
 
 // The kernel table of one Tile.
@@ -462,7 +422,7 @@ const PointwiseKernels<T>& pointwise_kernels_of() {
   static const PointwiseKernels<T> kernels = {
       gemm_entry<Tile, T>, pointwise_packed_weight_size<Tile>, pack_pointwise_weight<Tile, T>,
       pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>, pointwise_forward_dot<Tile, T>,
-      pointwise_backward_weight_nchw<Tile, T>, pointwise_backward_weight_nhwc<Tile, T>};
+      pointwise_backward_weight<Tile, T>};
   return kernels;
 }
 

@@ -100,14 +100,23 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
                  double(p.in_channels));
   }
   const auto gw_ref = naive_weight_grad(p, gy, x);
-  const int64_t split = p.out_channels / 3;  // two calls, as two threads would make
-  std::vector<float> gw(w.size());
-  test.backward_weight_nchw(p, gy.data(), x.data(), gw.data(), 0, split);
-  test.backward_weight_nchw(p, gy.data(), x.data(), gw.data(), split, p.out_channels);
-  expect_close(isa, "backward_weight_nchw", p, gw, gw_ref, double(m));
-  test.backward_weight_nhwc(p, gy_nhwc.data(), x_nhwc.data(), gw.data(), 0, split);
-  test.backward_weight_nhwc(p, gy_nhwc.data(), x_nhwc.data(), gw.data(), split, p.out_channels);
-  expect_close(isa, "backward_weight_nhwc", p, gw, gw_ref, double(m));
+  for (const bool nhwc : {false, true}) {
+    const char* name = nhwc ? "backward_weight_nhwc" : "backward_weight_nchw";
+    std::vector<float> first;  // the 1-thread result: every split must give it bit for bit
+    for (const int64_t threads : {1, 2, 3}) {
+      const auto gw = sepconv::test::pointwise_weight_grad(test, p, nhwc, nhwc ? gy_nhwc.data() : gy.data(),
+                                                           nhwc ? x_nhwc.data() : x.data(), threads);
+      expect_close(isa, name, p, gw, gw_ref, double(m));
+      if (threads == 1) {
+        first = gw;
+      } else if (gw != first) {
+        std::printf("FAIL %s %s: %ld threads' split differs from 1 thread's | Cin=%ld Cout=%ld N=%ld P=%ld\n",
+                    isa, name, (long)threads, (long)p.in_channels, (long)p.out_channels,
+                    (long)p.batch, (long)p.pixels);
+        ++failures;
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -126,6 +135,7 @@ int main() {
   // weight gradients folded over image groups (kFloatTerms), computed as dW^T (Cin < Cout) and dW
   cases.push_back({3, 16, 40, 1500});
   cases.push_back({3, 40, 16, 1500});
+  cases.push_back({0, 8, 24, 10});      // an empty batch: dW = 0
   int tested = 0;
   for (const std::string& isa : sepconv::cpu::usable_isas()) {
     sepconv::cpu::set_active_isa(isa);

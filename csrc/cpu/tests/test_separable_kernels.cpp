@@ -117,10 +117,10 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
   const auto& dw_ref = depthwise_scalar_kernels<T>();
   const auto& pw_ref = pointwise_scalar_kernels<T>();
   std::vector<T> inter(p.batch * mid * out_px), gmid(p.batch * mid * out_px);
-  std::vector<T> want_gx(x.size()), want_gdw(mid * taps), want_gpw(cout * mid), want_gdb(mid, T(0));
+  std::vector<T> want_gx(x.size()), want_gdw(mid * taps), want_gdb(mid, T(0));
   dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px}, pp_t{p.batch, cout, mid, out_px};
-  pw_ref.backward_weight_nchw(pp, gy.data(), inter.data(), want_gpw.data(), 0, cout);
+  const auto want_gpw = sepconv::test::pointwise_weight_grad(pw_ref, pp, false, gy.data(), inter.data(), 1);
   const auto w_pw_t_packed = sepconv::test::packed_pointwise_weight(pw_ref, pp_t, false, w_pw_t.data(), cout, 1);
   pw_ref.forward_nchw(pp_t, gy.data(), w_pw_t_packed.data(), nullptr, gmid.data(), 0,
                       pointwise_nchw_units(pp_t));

@@ -1,7 +1,10 @@
 // Shared by the torch-free microkernel tests: deterministic random data, layout conversion.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <vector>
+
+#include "../pointwise.h"
 
 namespace sepconv {
 namespace test {
@@ -43,6 +46,23 @@ std::vector<T> packed_pointwise_weight(const Kernels& kernels, const Params& p, 
   std::vector<T> packed(kernels.packed_weight_size(p, nhwc));
   kernels.pack_weight(p, nhwc, w, rs, cs, packed.data());
   return packed;
+}
+
+// The pointwise weight gradient (Cout, Cin) through `kernels`, split for `threads` threads
+// (csrc/cpu/pointwise.h), its units run in two calls as two threads would, then folded. Every
+// element of the result that no unit writes stays NaN.
+template <class Kernels, class Params, typename T>
+std::vector<T> pointwise_weight_grad(const Kernels& kernels, const Params& p, bool nhwc,
+                                     const T* grad_output, const T* input, int64_t threads) {
+  const auto s = sepconv::cpu::pointwise_weight_grad_split(p, nhwc, threads, sizeof(T));
+  const int64_t size = p.out_channels * p.in_channels, units = s.units();
+  std::vector<T> gw(size, std::numeric_limits<T>::quiet_NaN());
+  std::vector<T> parts(s.groups > 1 ? s.groups * size : 0, std::numeric_limits<T>::quiet_NaN());
+  T* dst = s.groups > 1 ? parts.data() : gw.data();
+  kernels.backward_weight(p, s, nhwc, grad_output, input, dst, 0, units / 3);
+  kernels.backward_weight(p, s, nhwc, grad_output, input, dst, units / 3, units);
+  sepconv::cpu::fold_weight_grad_parts(s, size, dst, gw.data());
+  return gw;
 }
 
 }  // namespace test

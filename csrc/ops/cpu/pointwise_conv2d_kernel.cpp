@@ -30,11 +30,20 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
   const at::Tensor gy = grad_output.contiguous(fmt);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_backward_weight_cpu", [&] {
     const auto& kernels = cpu::pointwise_kernels<scalar_t>();
-    const auto kernel = channels_last ? kernels.backward_weight_nhwc : kernels.backward_weight_nchw;
-    parallel_units(p.out_channels, p.batch * p.pixels * p.in_channels, [&](int64_t b, int64_t e) {
-      kernel(p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-             grad_weight.data_ptr<scalar_t>(), b, e);
+    const auto split =
+        cpu::pointwise_weight_grad_split(p, channels_last, at::get_num_threads(), sizeof(scalar_t));
+    const int64_t size = p.out_channels * p.in_channels;
+    // One group writes grad_weight itself; more write their partial sums first. Kept per
+    // thread: a fresh buffer of a megabyte or more is mmapped and page-faults on first touch.
+    thread_local std::vector<scalar_t> parts_buffer;
+    parts_buffer.resize(split.groups > 1 ? split.groups * size : 0);
+    scalar_t* const parts = split.groups > 1 ? parts_buffer.data() : grad_weight.data_ptr<scalar_t>();
+    const int64_t work = split.group_images * p.pixels * split.block_channels * p.in_channels;
+    parallel_units(split.units(), work, [&](int64_t b, int64_t e) {
+      kernels.backward_weight(p, split, channels_last, gy.const_data_ptr<scalar_t>(),
+                              x.const_data_ptr<scalar_t>(), parts, b, e);
     });
+    cpu::fold_weight_grad_parts(split, size, parts, grad_weight.data_ptr<scalar_t>());
   });
   return grad_weight;
 }
