@@ -7,6 +7,16 @@ and a training step (train mode, forward + loss.backward() + zero_grad, N=8); NC
 channels_last input (each side against torch in the same format); 1 and 2 threads. Every case
 also checks the converted model's output against the original's.
 
+Each case runs in a fresh process of its own. glibc's malloc adapts its mmap and trim
+thresholds to the sizes the process has freed so far, and those decide whether torch's large
+tensors (BatchNorm and activation outputs) come back as reused heap or as fresh pages that
+fault on first touch (measured: MobileNetV2 inference N=1 channels_last, torch alone 19.5-20.7
+ms with ~2300 faults per call, but 16 ms after a training case had run in the same process).
+In one long process, the torch side's time depended on which cases ran before it.
+``--fault-free`` runs the cases with glibc told never to return memory to the kernel
+(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_): no page faults on either side, the kernels'
+and the surrounding ops' own speed (as with a caching allocator such as jemalloc or tcmalloc).
+
 Networks: the built-in ones (sepconv_ext.models: mobilenet_v2, mobilenet_v3_large), always;
 torchvision's mobilenet_v2, mobilenet_v3_large, efficientnet_b0, mnasnet1_0 and convnext_tiny
 when torchvision imports (they are named tv:<name>). Random init, seeded.
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import statistics
 import sys
@@ -176,6 +187,8 @@ def render_md(meta: Dict, res: Dict, chart: Optional[str]) -> str:
         f"- {meta['date']}, {meta['mode']} run, {meta['rounds']} rounds x {meta['block']} timed "
         f"calls per side, load before {meta['load_before']}, after {meta['load_after']}, "
         f"{meta['elapsed_s']:.0f} s",
+        f"- every case in a fresh process (glibc's malloc thresholds adapt to what a process has "
+        f"freed: see bench_models.py); malloc: {meta.get('malloc', 'glibc defaults')}",
         "- times: median of every timed call per side (sides alternate in blocks, one warm-up "
         "call per block); ratio = torch / ours (> 1: converting made it faster); "
         "err = max |ours - torch| / max |torch| of the output (training: and of every gradient)",
@@ -197,6 +210,33 @@ def render_md(meta: Dict, res: Dict, chart: Optional[str]) -> str:
     for t, mode, same, best, lo in summary(res, meta["threads"]):
         lines.append(f"| {t} | {MODE_NAME[mode]} | {same:.2f} | {best:.2f} | {lo:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def run_case(sc, build: Callable[[], nn.Module], mode: str, fmt: str, rounds: int,
+             block: int) -> Dict:
+    case = Case(sc, build, mode, fmt)
+    check = case.check()
+    tm = time_case(case, rounds, block)
+    return {**tm, "check": check, "ratio": tm["torch"]["median_s"] / tm["ours"]["median_s"]}
+
+
+FAULT_FREE_ENV = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+
+
+def run_case_isolated(name: str, mode: str, fmt: str, threads: int, rounds: int, block: int,
+                      isa: Optional[str], fault_free: bool) -> Dict:
+    """run_case in a fresh interpreter (see the module docstring: why)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--one-case", name, mode, fmt, str(threads),
+           "--rounds", str(rounds), "--block", str(block)] + (["--isa", isa] if isa else [])
+    env = {**os.environ, **(FAULT_FREE_ENV if fault_free else {})}
+    run = bc.subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith(_CASE_JSON)]
+    if run.returncode != 0 or not lines:
+        raise RuntimeError(f"case {name} {mode} {fmt} {threads}t failed:\n{run.stdout[-2000:]}{run.stderr[-4000:]}")
+    return json.loads(lines[-1][len(_CASE_JSON):])
+
+
+_CASE_JSON = "CASE-JSON "
 
 
 def summary(res: Dict, threads: List[int]):
@@ -232,12 +272,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--profile-calls", type=int, default=3)
     ap.add_argument("--top", type=int, default=30, help="rows of the per-op breakdown")
     ap.add_argument("--out", help="results .md path (default benchmarks/results/models-<cpu>-<isa>.md)")
+    ap.add_argument("--fault-free", action="store_true",
+                    help="glibc malloc never unmaps or trims (no page faults on either side)")
+    ap.add_argument("--one-case", nargs=4, metavar=("NETWORK", "MODE", "FORMAT", "THREADS"),
+                    help=argparse.SUPPRESS)  # internal: one case, printed as JSON
     args = ap.parse_args(argv)
 
     sc = bc.import_sepconv()
     if args.isa:
         sc.set_cpu_isa(args.isa)
     models = available_models()
+    if args.one_case:
+        name, mode, fmt, t = args.one_case
+        torch.set_num_threads(int(t))
+        d = run_case(sc, models[name], mode, fmt, args.rounds, args.block)
+        print(_CASE_JSON + json.dumps(d), flush=True)
+        return 0
     if args.profile:
         for t in args.threads:
             for mode in args.modes:
@@ -263,6 +313,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "mode": "quick" if args.quick else "full", "rounds": args.rounds or (2 if args.quick else 4),
         "block": args.block or (2 if args.quick else 3), "threads": sorted(set(args.threads)),
         "load_before": bc.loadavg(),
+        "malloc": ("fault-free: " + " ".join(f"{k}={v}" for k, v in FAULT_FREE_ENV.items())
+                   if args.fault_free else "glibc defaults"),
     }
     t_start = time.perf_counter()
     print(f"CPU {cpu['model']} ({cpu['simd']}), ISA {meta['isa']}, torch {torch.__version__}, "
@@ -273,25 +325,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"  {'threads':>7} {'case':<12} {'torch ms':>9} {'ours ms':>9} {'torch/ours':>10} "
               f"{'err':>8} {'others':>6}")
         for t in meta["threads"]:
-            torch.set_num_threads(t)
             for mode in args.modes:
                 for fmt in args.formats:
-                    case = Case(sc, models[name], mode, fmt)
-                    check = case.check()
-                    tm = time_case(case, meta["rounds"], meta["block"])
-                    d = {**tm, "check": check,
-                         "ratio": tm["torch"]["median_s"] / tm["ours"]["median_s"]}
+                    d = run_case_isolated(name, mode, fmt, t, meta["rounds"], meta["block"], args.isa,
+                                          args.fault_free)
                     res.setdefault(name, {}).setdefault(t, {})[f"{mode} {fmt}"] = d
+                    tm, check = d, d["check"]
                     print(f"  {t:>7} {mode + ' ' + fmt:<12} {tm['torch']['median_s'] * 1e3:>9.1f} "
                           f"{tm['ours']['median_s'] * 1e3:>9.1f} {d['ratio']:>10.2f} "
                           f"{max(check.values()):>8.1e} {tm['load']['others']:>6.2f}", flush=True)
-                    del case
     print("\ngeomeans torch/ours: threads, mode, same format, best vs best, min")
     for t, mode, same, best, lo in summary(res, meta["threads"]):
         print(f"  {t} {MODE_NAME[mode]:<18} {same:.2f} {best:.2f} {lo:.2f}")
     meta["load_after"] = bc.loadavg()
     meta["elapsed_s"] = time.perf_counter() - t_start
-    stem = f"models-{bc.slug(cpu['model'])}-{bc.slug(meta['isa'])}" + ("-quick" if args.quick else "")
+    stem = (f"models-{bc.slug(cpu['model'])}-{bc.slug(meta['isa'])}" + ("-quick" if args.quick else "")
+            + ("-fault-free" if args.fault_free else ""))
     md_path = args.out or os.path.join(bc.HERE, "results", stem + ".md")
     panels = [(f"{t} thread{'s' if t > 1 else ''}  (> 1: converted faster)",
                {f"{mode} {fmt}": [res[n][t].get(f"{mode} {fmt}", {}).get("ratio", float("nan"))
