@@ -283,25 +283,45 @@ struct DepthwiseSimd {
   }
 
   // Where forward_nhwc_direct beats the ring (multiplier 1, whole vectors of channels), measured
-  // on Zen 4 (AVX-512, 1 thread, MobileNetV2's layers, the same process alternating builds):
-  // at stride 2 always (1.1-1.5x: the ring copies each input row for 1.5 output rows); at
-  // stride 1 where the input is in cache (1.1-1.6x at N=1 on 112x112 and 56x56) and the rows are
-  // not so narrow that the copied border columns cost as much as the ring (7x7: 0.64-0.76x).
-  // A stride-1 input too large for the cache streams better through the ring's in-order row
-  // copy: (144, 56) at N=8, 14 MB, 0.82-0.87x.
-  static constexpr int64_t kInPlaceMaxInputBytes = int64_t(8) << 20, kInPlaceMinWidth = 16;
+  // on Zen 4 (AVX-512, MobileNetV2's layers, 1 and 2 threads, builds alternating): at stride 2
+  // always (the ring copies each input row for 1.5 output rows); at stride 1 where the input is
+  // in cache (N=1 and small planes: 1.05-1.7x, narrow 7x7 and 14x14 rows included), or where a
+  // pixel is at most two cache lines ((32, 112) at N=8, 13 MB: 1.1-1.3x). A larger stride-1
+  // input from DRAM streams better through the ring's in-order row copy than as C / W
+  // interleaved strided passes: (144, 56) at N=8, 14 MB, 0.83-0.88x in place.
+  static constexpr int64_t kInPlaceMaxInputBytes = int64_t(8) << 20, kInPlaceMaxPixelBytes = 128;
   static bool nhwc_forward_in_place(const DepthwiseParams& p) {
-    if (p.stride_w >= 2) return true;
-    const int64_t bytes = p.batch * p.in_h * p.in_w * p.channels * int64_t(sizeof(float));
-    return p.out_w >= kInPlaceMinWidth && bytes <= kInPlaceMaxInputBytes;
+    const int64_t pixel = p.channels * int64_t(sizeof(float));
+    return p.stride_w >= 2 || pixel <= kInPlaceMaxPixelBytes ||
+           p.batch * p.in_h * p.in_w * pixel <= kInPlaceMaxInputBytes;
   }
 
-  // Multiplier 1 and whole vectors of channels: each row's interior reads the NHWC input in
-  // place (pixel pitch C), without the ring's copy of every input row, which cost as much as
-  // the multiply-adds where the input is in cache (as in a network, after the BatchNorm): on
-  // Zen 4, N=1, (96, 112, stride 2) ran at 0.62x oneDNN, (144, 56) at 0.84x. Only the border
-  // pixels, whose windows reach into the padding, read a zero-padded copy of the few columns
-  // they need. `w`, `b`: the weights and bias as forward_nhwc packs them.
+  // One output pixel whose window reaches into the left or right padding, every block, read in
+  // place like the interior: only the taps that fall inside the row (a few such pixels per row).
+  // rows[i]: the NHWC input row of kernel row i, for i in [i_lo, i_hi).
+  static void nhwc_border_pixel(const NhwcRow& r, const float* const* rows, int64_t i_lo,
+                                int64_t i_hi, const float* w, int64_t in_w, int64_t pad_left,
+                                int64_t ow) {
+    const int64_t c0 = ow * r.sw - pad_left;  // the window's first column
+    int64_t j_lo, j_hi;                       // taps inside the row
+    valid_output_range(c0, r.dw, in_w, r.kw, &j_lo, &j_hi);
+    for (int64_t b = 0; b < r.blocks; ++b) {
+      reg acc = V::load(r.bias + b * W);
+      const float* wb = w + b * r.weight_plane;
+      for (int64_t i = i_lo; i < i_hi; ++i)
+        for (int64_t j = j_lo; j < j_hi; ++j)
+          acc = V::fma(V::load(wb + (i * r.kw + j) * W),
+                       V::load(rows[i] + (c0 + j * r.dw) * r.pitch + b * W), acc);
+      V::store(r.y + ow * r.cout + b * W, acc);
+    }
+  }
+
+  // Multiplier 1 and whole vectors of channels: each row reads the NHWC input in place (pixel
+  // pitch C), without the ring's copy of every input row, which cost as much as the
+  // multiply-adds where the input is in cache (as in a network, after the BatchNorm): on Zen 4,
+  // N=1, (96, 112, stride 2) ran at 0.62x oneDNN, (144, 56) at 0.84x. The interior runs the row
+  // kernel's pixel groups; the border pixels, whose windows reach into the padding, skip the
+  // taps outside the row. `w`, `b`: the weights and bias as forward_nhwc packs them.
   static void forward_nhwc_direct(const DepthwiseParams& p, const float* input, const float* w,
                                   const float* b, float* output, int64_t begin, int64_t end) {
     const int64_t C = p.channels, kh = p.kernel_h, kw = p.kernel_w, sw = p.stride_w;
@@ -311,38 +331,22 @@ struct DepthwiseSimd {
     if (hi <= lo) lo = hi = p.out_w;  // no interior: all border (narrow rows)
     const NhwcRowFn row_fn = nhwc_row_direct_fn(p);
     std::vector<const float*> rows(kh);
-    std::vector<float> edge;
     NhwcRow r;
     r.bias = b, r.tail = nullptr, r.blocks = C / W, r.cout = C, r.out_w = p.out_w, r.kw = kw;
     r.sw = sw, r.dw = p.dilation_w, r.ring_plane = 0, r.weight_plane = kh * kw * W, r.pitch = C;
+    r.x_base = -p.pad_left * C, r.ow_begin = lo, r.ow_end = hi;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.out_h, oh = row % p.out_h, ih0 = oh * p.stride_h - p.pad_top;
       int64_t i_lo, i_hi;  // kernel rows inside the image
       valid_output_range(ih0, p.dilation_h, p.in_h, kh, &i_lo, &i_hi);
       const float* image = input + n * p.in_h * p.in_w * C;
+      for (int64_t i = i_lo; i < i_hi; ++i) rows[i] = image + (ih0 + i * p.dilation_h) * p.in_w * C;
       r.y = output + row * p.out_w * C;
-      if (lo < hi) {
-        for (int64_t i = i_lo; i < i_hi; ++i) rows[i] = image + (ih0 + i * p.dilation_h) * p.in_w * C;
-        r.x_base = -p.pad_left * C, r.ow_begin = lo, r.ow_end = hi;
-        nhwc_passes(r, row_fn, rows.data(), i_lo, i_hi, w);
-      }
-      // The border pixels [e0, e1) on either side read input columns [c0, c0 + cols), copied
-      // with zeros where they fall outside the row.
-      for (const auto& side : {std::pair<int64_t, int64_t>{0, lo}, {hi, p.out_w}}) {
-        const int64_t e0 = side.first, e1 = side.second;
-        if (e0 >= e1) continue;
-        const int64_t c0 = e0 * sw - p.pad_left, cols = (e1 - 1 - e0) * sw + reach + 1;
-        edge.assign(kh * cols * C, 0.f);
-        for (int64_t i = i_lo; i < i_hi; ++i) {
-          const float* src = image + (ih0 + i * p.dilation_h) * p.in_w * C;
-          float* dst = edge.data() + i * cols * C;
-          for (int64_t c = std::max<int64_t>(c0, 0); c < std::min(c0 + cols, p.in_w); ++c)
-            std::copy(src + c * C, src + (c + 1) * C, dst + (c - c0) * C);
-          rows[i] = dst;
-        }
-        r.x_base = -e0 * sw * C, r.ow_begin = e0, r.ow_end = e1;
-        nhwc_passes(r, row_fn, rows.data(), i_lo, i_hi, w);
-      }
+      if (lo < hi) nhwc_passes(r, row_fn, rows.data(), i_lo, i_hi, w);
+      for (int64_t ow = 0; ow < lo; ++ow)
+        nhwc_border_pixel(r, rows.data(), i_lo, i_hi, w, p.in_w, p.pad_left, ow);
+      for (int64_t ow = hi; ow < p.out_w; ++ow)
+        nhwc_border_pixel(r, rows.data(), i_lo, i_hi, w, p.in_w, p.pad_left, ow);
     }
   }
 
