@@ -6,6 +6,7 @@ torch the one the build imports; `pip install --no-build-isolation [-e] .` build
 torch importable here.) The wheel requires exactly the torch version it was compiled against,
 and sepconv_ext/_build_info.py records it for the check at import.
 """
+
 import glob
 import os
 import sys
@@ -42,6 +43,7 @@ def find_cuda_home():
     wrapper script (e.g. /usr/local/bin/nvcc exec'ing /usr/local/cuda-13.0/bin/nvcc gives
     CUDA_HOME=/usr/local, and the link then fails for want of /usr/local/lib64/libcudart).
     """
+
     def has_nvcc(home):
         return bool(home) and os.path.isfile(os.path.join(home, "bin", "nvcc"))
 
@@ -51,6 +53,7 @@ def find_cuda_home():
     if has_nvcc("/usr/local/cuda"):
         return "/usr/local/cuda"
     from torch.utils import cpp_extension  # its guess, made at import time
+
     return cpp_extension.CUDA_HOME if has_nvcc(cpp_extension.CUDA_HOME) else None
 
 
@@ -184,8 +187,9 @@ def extension():
             extra_link_args=sanitize,
         )
     archs = cuda_arch_list()
-    print(f"sepconv_ext: building the CUDA kernels with CUDA_HOME={CUDA_HOME} for "
-          f"TORCH_CUDA_ARCH_LIST={';'.join(archs)}")
+    print(
+        f"sepconv_ext: building the CUDA kernels with CUDA_HOME={CUDA_HOME} for TORCH_CUDA_ARCH_LIST={';'.join(archs)}"
+    )
     cxx_flags += ["-DSEPCONV_WITH_CUDA", string_macro("SEPCONV_CUDA_ARCHS", ",".join(archs))]
     nvcc_flags = ["-O3", cxx_std_flag(), "-DSEPCONV_WITH_CUDA", "-lineinfo"]
     return CUDAExtension(

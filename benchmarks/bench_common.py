@@ -60,8 +60,13 @@ def import_sepconv(retries: int = 4, wait_s: float = 30.0):
 
 
 def cpu_info() -> Dict[str, str]:
-    info = {"model": platform.processor() or platform.machine(), "family": "?", "cpu_model": "?",
-            "stepping": "?", "flags": ""}
+    info = {
+        "model": platform.processor() or platform.machine(),
+        "family": "?",
+        "cpu_model": "?",
+        "stepping": "?",
+        "flags": "",
+    }
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -149,10 +154,15 @@ def wait_quiet(max_wait_s: float, threshold: float = 0.3) -> str:
 
 def git_rev() -> str:
     try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev + (" + uncommitted changes" if dirty else "") if rev else "?"
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -174,25 +184,47 @@ def shape_parser(names: str) -> Callable[[str], Tuple[int, ...]]:
     return parse
 
 
-def parse_args(argv, doc: str, bench: str, fields: str, n_shapes: int,
-               quick_help: str = "2 rounds, min_run_time 0.02 s: a smoke run") -> argparse.Namespace:
+def parse_args(
+    argv,
+    doc: str,
+    bench: str,
+    fields: str,
+    n_shapes: int,
+    quick_help: str = "2 rounds, min_run_time 0.02 s: a smoke run",
+) -> argparse.Namespace:
     """The command line every CPU benchmark takes: --shapes as `fields` (comma-separated ints),
     --quick, --out, and the timing / roofline / check options."""
-    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
-    ap.add_argument("--shapes", type=shape_parser(fields), nargs="+", default=None,
-                    help=f"subset of shapes as {fields} (default: the issue's {n_shapes})")
+    ap = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc
+    )
+    ap.add_argument(
+        "--shapes",
+        type=shape_parser(fields),
+        nargs="+",
+        default=None,
+        help=f"subset of shapes as {fields} (default: the issue's {n_shapes})",
+    )
     ap.add_argument("--quick", action="store_true", help=quick_help)
-    ap.add_argument("--out", default=None,
-                    help=f"output .md path (default benchmarks/results/{bench}-<cpu>-<isa>[-quick].md)")
+    ap.add_argument(
+        "--out", default=None, help=f"output .md path (default benchmarks/results/{bench}-<cpu>-<isa>[-quick].md)"
+    )
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--isa", default=None, help="sepconv_ext.set_cpu_isa(ISA) first (avx512|avx2|neon|scalar)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; quick 2)")
     ap.add_argument("--min-run-time", type=float, default=None, help="blocked_autorange (default 0.2; quick 0.02)")
-    ap.add_argument("--slow-budget", type=float, default=None,
-                    help=f"seconds per case and impl for calls slower than {SLOW_S} s (default 8; quick 2)")
-    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                    help="first wait up to SECONDS for other processes to use < 0.3 cores")
+    ap.add_argument(
+        "--slow-budget",
+        type=float,
+        default=None,
+        help=f"seconds per case and impl for calls slower than {SLOW_S} s (default 8; quick 2)",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to SECONDS for other processes to use < 0.3 cores",
+    )
     ap.add_argument("--no-check", action="store_true", help="skip the ours-vs-torch check on one image")
     ap.add_argument("--no-roofline", action="store_true", help="skip the probe (percent columns become nan)")
     return ap.parse_args(argv)
@@ -208,11 +240,13 @@ def slow_flag(d: Dict) -> str:
 
 def timing_footnote(checked: str = "ours") -> str:
     """The markdown footnote of every per-shape table; `checked` names what the check compared."""
-    return ("'timing': how each median was taken and half the spread (max-min)/median of the "
-            "per-round medians; 'others' CPU': cores used by other processes while the case ran "
-            "(/proc/stat; > 0.2 on this 2-CPU VM means contended, above all at 2 threads); 'check': "
-            f"{checked}: max |ours - torch| / max |torch| over output and grads (one image, vs torch "
-            "channels_last) and whether the output layout follows the input.\n")
+    return (
+        "'timing': how each median was taken and half the spread (max-min)/median of the "
+        "per-round medians; 'others' CPU': cores used by other processes while the case ran "
+        "(/proc/stat; > 0.2 on this 2-CPU VM means contended, above all at 2 threads); 'check': "
+        f"{checked}: max |ours - torch| / max |torch| over output and grads (one image, vs torch "
+        "channels_last) and whether the output layout follows the input.\n"
+    )
 
 
 def start_run(args: argparse.Namespace):
@@ -226,22 +260,38 @@ def start_run(args: argparse.Namespace):
     cpu = cpu_info()
     meta = {
         "quiet": quiet,
-        "cpu": cpu, "isa": binfo["cpu_isa"], "isas": binfo["cpu_isas"], "version": binfo["version"],
-        "torch": torch.__version__, "python": platform.python_version(), "git": git_rev(),
+        "cpu": cpu,
+        "isa": binfo["cpu_isa"],
+        "isas": binfo["cpu_isas"],
+        "version": binfo["version"],
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "git": git_rev(),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "load_before": loadavg(), "mode": "quick" if args.quick else "full",
+        "load_before": loadavg(),
+        "mode": "quick" if args.quick else "full",
         "rounds": args.rounds or (2 if args.quick else 5),
         "min_run_time": args.min_run_time or (0.02 if args.quick else 0.2),
-        "slow_s": SLOW_S, "slow_budget_s": args.slow_budget or (2.0 if args.quick else 8.0),
+        "slow_s": SLOW_S,
+        "slow_budget_s": args.slow_budget or (2.0 if args.quick else 8.0),
         "threads": sorted(set(args.threads)),
     }
     meta["t_start"] = time.perf_counter()
-    print(f"CPU {cpu['model']} ({cpu['simd']}), ISA {binfo['cpu_isa']}, torch {torch.__version__}, "
-          f"threads {meta['threads']}, load {meta['load_before']}")
+    print(
+        f"CPU {cpu['model']} ({cpu['simd']}), ISA {binfo['cpu_isa']}, torch {torch.__version__}, "
+        f"threads {meta['threads']}, load {meta['load_before']}"
+    )
     if args.no_roofline:
         nan = {t: float("nan") for t in (1, 2)}
-        rf = {"source": "skipped", "peak_gflops": nan, "bw_gbs": nan, "l3_bw_gbs": nan,
-              "l2_bw_gbs": nan, "detail": {}, "seconds": 0.0}
+        rf = {
+            "source": "skipped",
+            "peak_gflops": nan,
+            "bw_gbs": nan,
+            "l3_bw_gbs": nan,
+            "l2_bw_gbs": nan,
+            "detail": {},
+            "seconds": 0.0,
+        }
     else:
         rf = roofline.measure(quick=args.quick)
     return sc, meta, rf
@@ -285,8 +335,7 @@ def time_interleaved(fns: Dict[str, Callable], threads: int, meta: Dict, label: 
         else:
             plan[name] = ("timeit(1)", max(1, min(rounds, int(meta["slow_budget_s"] / est[name]))))
     timers = {
-        name: Timer("fn()", globals={"fn": fns[name]}, num_threads=threads, label=label,
-                    description=name)
+        name: Timer("fn()", globals={"fn": fns[name]}, num_threads=threads, label=label, description=name)
         for name in names
     }
     for r in range(max(p[1] for p in plan.values())):
@@ -326,8 +375,7 @@ def case_record(tm: Dict[str, Dict], flop: float, byts: float, rf: Dict, threads
         if name == "load":
             continue
         gf = flop / m["median_s"] / 1e9
-        m.update(gflops=gf, gbs=byts / m["median_s"] / 1e9, pct_roof=100 * gf / bound,
-                 pct_roof_l3=100 * gf / bound_l3)
+        m.update(gflops=gf, gbs=byts / m["median_s"] / 1e9, pct_roof=100 * gf / bound, pct_roof_l3=100 * gf / bound_l3)
         d[name] = m
     d["load"] = tm["load"]
     return d
@@ -336,8 +384,9 @@ def case_record(tm: Dict[str, Dict], flop: float, byts: float, rf: Dict, threads
 # ----------------------------------------------------------------------------- numerical check
 
 
-def compare_with_reference(f: Callable, ref: Callable, x: torch.Tensor, params: Sequence[torch.Tensor],
-                           gy: torch.Tensor, fmt: str) -> Tuple[float, bool]:
+def compare_with_reference(
+    f: Callable, ref: Callable, x: torch.Tensor, params: Sequence[torch.Tensor], gy: torch.Tensor, fmt: str
+) -> Tuple[float, bool]:
     """f vs ref (torch, fed channels_last: its fast path): output and the grads of x and of every
     param, with x and gy in `fmt` ('nchw' or 'cl') for f. Returns (worst error relative to the
     reference's max abs value, whether f's output has the input's layout)."""
@@ -358,8 +407,9 @@ def compare_with_reference(f: Callable, ref: Callable, x: torch.Tensor, params: 
     return err, layout_ok
 
 
-def run_checks(shapes: Sequence[tuple], check: Callable[[tuple, str], Tuple[float, bool]],
-               threads: int) -> Dict[Tuple[tuple, str], str]:
+def run_checks(
+    shapes: Sequence[tuple], check: Callable[[tuple, str], Tuple[float, bool]], threads: int
+) -> Dict[Tuple[tuple, str], str]:
     """check(shape, fmt) -> (relative error, layout ok) for every shape and format, at `threads`
     threads. Returns the 'check' column per (shape, fmt): the error, flagged at 1e-4, and a bad
     output layout; prints the failures."""
@@ -391,14 +441,14 @@ def fmt_ms(s: float) -> str:
     return f"{ms:.0f}" if ms >= 1000 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
 
 
-def ratio_target(what: str, ratios: Dict[tuple, float], gm_target: float,
-                 min_target: Optional[float] = None) -> Dict:
+def ratio_target(what: str, ratios: Dict[tuple, float], gm_target: float, min_target: Optional[float] = None) -> Dict:
     """A target row on per-shape ratios (> 1: ours faster): geomean >= gm_target and, if given,
     every shape >= min_target. 'misses' lists the shapes below min_target (else gm_target)."""
     gm, worst = geomean(list(ratios.values())), min(ratios, key=ratios.get)
     floor = gm_target if min_target is None else min_target
     return {
-        "target": f"{what}: geomean >= {gm_target}x" + ("" if min_target is None else f", every shape >= {min_target}x"),
+        "target": f"{what}: geomean >= {gm_target}x"
+        + ("" if min_target is None else f", every shape >= {min_target}x"),
         "got": f"geomean {gm:.2f}x, min {ratios[worst]:.2f}x at {shape_str(worst)}",
         "met": gm >= gm_target and (min_target is None or ratios[worst] >= min_target),
         "misses": [f"{shape_str(sh)} {v:.2f}x" for sh, v in ratios.items() if v < floor],
@@ -408,8 +458,10 @@ def ratio_target(what: str, ratios: Dict[tuple, float], gm_target: float,
 def print_targets(targets: List[Dict], heading: str, subset: bool) -> None:
     print(f"\n=== {heading}")
     for row in targets:
-        print(f"[{'met' if row['met'] else 'MISSED'}] {row['target']}: {row['got']}"
-              + (f"; below: {', '.join(row['misses'])}" if row["misses"] else ""))
+        print(
+            f"[{'met' if row['met'] else 'MISSED'}] {row['target']}: {row['got']}"
+            + (f"; below: {', '.join(row['misses'])}" if row["misses"] else "")
+        )
     if subset:
         print("(a shape subset: the summaries cover only these shapes)")
 
@@ -446,16 +498,22 @@ def header_lines(meta: Dict, title: str, torch_what: str, case_what: str, impls_
 
 
 def roofline_lines(rf: Dict) -> List[str]:
-    L = ["## Roofline (benchmarks/roofline.py, medians)\n",
-         "| threads | FMA peak GFLOP/s | DRAM GB/s (max copy, triad) | DRAM copy NT-store GB/s | L3 GB/s | L2 GB/s | ridge flop/B (DRAM) |",
-         "|---|---|---|---|---|---|---|"]
+    L = [
+        "## Roofline (benchmarks/roofline.py, medians)\n",
+        "| threads | FMA peak GFLOP/s | DRAM GB/s (max copy, triad) | DRAM copy NT-store GB/s | L3 GB/s | L2 GB/s | ridge flop/B (DRAM) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for t in sorted(rf["peak_gflops"]):
         nt = rf["detail"].get(("copy_nt", "dram", t), {}).get("median", float("nan"))
-        L.append(f"| {t} | {rf['peak_gflops'][t]:.1f} | {rf['bw_gbs'][t]:.1f} | {nt:.1f} | "
-                 f"{rf['l3_bw_gbs'][t]:.1f} | {rf['l2_bw_gbs'][t]:.1f} | {rf['peak_gflops'][t] / rf['bw_gbs'][t]:.1f} |")
-    L.append(f"\nSource: {rf['source']}. Bound per case = min(FMA peak, DRAM bandwidth x flop/byte) at the "
-             "same thread count; '% L3 roof' uses the L3 bandwidth instead (most working sets here are "
-             "<= 32 MiB, so a run can exceed 100% of the DRAM roof).\n")
+        L.append(
+            f"| {t} | {rf['peak_gflops'][t]:.1f} | {rf['bw_gbs'][t]:.1f} | {nt:.1f} | "
+            f"{rf['l3_bw_gbs'][t]:.1f} | {rf['l2_bw_gbs'][t]:.1f} | {rf['peak_gflops'][t] / rf['bw_gbs'][t]:.1f} |"
+        )
+    L.append(
+        f"\nSource: {rf['source']}. Bound per case = min(FMA peak, DRAM bandwidth x flop/byte) at the "
+        "same thread count; '% L3 roof' uses the L3 bandwidth instead (most working sets here are "
+        "<= 32 MiB, so a run can exceed 100% of the DRAM roof).\n"
+    )
     return L
 
 
@@ -510,9 +568,13 @@ def ratio_chart(path: str, panels: Panels, xlabels: List[str], title: str, ylabe
 
 def cats_panels(res: Dict, shapes: Sequence[tuple], threads: List[int]) -> Panels:
     """One panel per thread count, one series per CATS entry, of res[t][shape][cat]['ratio']."""
-    return [(f"{t} thread{'s' if t > 1 else ''}  (> 1: ours faster)",
-             {CAT_NAME[cat]: [res[t][sh][cat]["ratio"] for sh in shapes] for cat in CATS})
-            for t in threads]
+    return [
+        (
+            f"{t} thread{'s' if t > 1 else ''}  (> 1: ours faster)",
+            {CAT_NAME[cat]: [res[t][sh][cat]["ratio"] for sh in shapes] for cat in CATS},
+        )
+        for t in threads
+    ]
 
 
 def results_path(out: Optional[str], bench: str, meta: Dict) -> str:
@@ -522,13 +584,21 @@ def results_path(out: Optional[str], bench: str, meta: Dict) -> str:
 
 
 def chart_title(meta: Dict, batch) -> str:
-    return (f"sepconv_ext {meta['isa']} vs torch {meta['torch']}, {meta['cpu']['model']}, "
-            f"N={batch} float32, {meta['date']}")
+    return (
+        f"sepconv_ext {meta['isa']} vs torch {meta['torch']}, {meta['cpu']['model']}, N={batch} float32, {meta['date']}"
+    )
 
 
-def write_results(md_path: str, render_md: Callable[[Optional[str]], str], data: Dict,
-                  panels: Panels, xlabels: List[str], title: str, elapsed_s: float,
-                  ylabel: str = TORCH_OVER_OURS) -> None:
+def write_results(
+    md_path: str,
+    render_md: Callable[[Optional[str]], str],
+    data: Dict,
+    panels: Panels,
+    xlabels: List[str],
+    title: str,
+    elapsed_s: float,
+    ylabel: str = TORCH_OVER_OURS,
+) -> None:
     """Write <base>.png (the ratio chart, if matplotlib is there), md_path (render_md(chart file
     name or None)) and <base>.json (data), and print where."""
     os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
@@ -538,5 +608,4 @@ def write_results(md_path: str, render_md: Callable[[Optional[str]], str], data:
         f.write(render_md(os.path.basename(base) + ".png" if have_chart else None))
     with open(base + ".json", "w") as f:
         json.dump(data, f, indent=1, default=str)
-    print(f"\nwrote {md_path}" + (f", {base}.png" if have_chart else "") + f", {base}.json "
-          f"({elapsed_s:.0f} s)")
+    print(f"\nwrote {md_path}" + (f", {base}.png" if have_chart else "") + f", {base}.json ({elapsed_s:.0f} s)")

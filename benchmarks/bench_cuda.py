@@ -13,6 +13,7 @@ bfloat16 channels_last; forward and forward+backward (grads of input, weight, bi
     python benchmarks/bench_cuda.py --out DIR [--reps 15] [--budget-s 300] [--quick]
 Writes DIR/bench_cuda.md (table) and DIR/bench_cuda.json (every number), and prints the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sepconv_ext as sc  # noqa: E402
 
 N = 32
+# fmt: off
 DW_SHAPES = [(32, 112, 3, 1), (96, 112, 3, 2), (144, 56, 3, 1), (144, 56, 3, 2), (192, 28, 3, 1),
              (384, 14, 3, 1), (576, 14, 3, 2), (960, 7, 3, 1), (96, 56, 7, 1), (384, 14, 7, 1),
              (128, 56, 31, 1)]
+# fmt: on
+# fmt: off
 PW_SHAPES = [(32, 16, 112), (96, 24, 56), (144, 24, 56), (24, 144, 56), (192, 32, 28), (384, 64, 14),
              (576, 96, 14), (960, 160, 7), (320, 1280, 7)]
+# fmt: on
 SEP_SHAPES = [(32, 16, 112, 1), (144, 24, 56, 1), (192, 64, 28, 2), (384, 96, 14, 1), (960, 320, 7, 1)]
 SPIN_CYCLES = 1_000_000
 CONFIGS = [("f32", torch.float32, "nchw"), ("f16", torch.float16, "cl"), ("bf16", torch.bfloat16, "cl")]
@@ -76,7 +81,7 @@ def copy_bandwidth(timer, reps):
     src = torch.randn(n, device="cuda")
     dst = torch.empty_like(src)
     ms = timer.interleaved([lambda: dst.copy_(src)], reps)[0]
-    del src, dst
+    src = dst = None  # free both before empty_cache()
     torch.cuda.empty_cache()
     return 2 * n * 4 / (ms * 1e-3) / 1e9  # GB/s
 
@@ -89,6 +94,7 @@ def nograd(fn):
     def run():
         with torch.no_grad():
             fn()
+
     return run
 
 
@@ -98,6 +104,7 @@ def fwd_bwd(fn, params, gy_shape_like):
             p.grad = None
         y = fn()
         y.backward(gy_shape_like[0])
+
     return run
 
 
@@ -119,16 +126,24 @@ def bench_depthwise(timer, reps, dtype, fmt, shape):
     esize = torch.tensor([], dtype=dtype).element_size()
     bytes_fwd = (x.numel() + y.numel() + w.numel() + C) * esize
     flops_fwd = 2 * N * C * Ho * Ho * k * k
-    return dict(op="depthwise", shape=f"C{C} {HW}x{HW} k{k} s{s}", rel_err=err,
-                fwd_ours=fwd[0], fwd_torch=fwd[1], fb_ours=fb[0], fb_torch=fb[1],
-                fwd_gbs=bytes_fwd / (fwd[0] * 1e-3) / 1e9, fwd_tflops=flops_fwd / (fwd[0] * 1e-3) / 1e12,
-                k=k)
+    return dict(
+        op="depthwise",
+        shape=f"C{C} {HW}x{HW} k{k} s{s}",
+        rel_err=err,
+        fwd_ours=fwd[0],
+        fwd_torch=fwd[1],
+        fb_ours=fb[0],
+        fb_torch=fb[1],
+        fwd_gbs=bytes_fwd / (fwd[0] * 1e-3) / 1e9,
+        fwd_tflops=flops_fwd / (fwd[0] * 1e-3) / 1e12,
+        k=k,
+    )
 
 
 def bench_pointwise(timer, reps, dtype, fmt, shape):
     Cin, Cout, HW = shape
     x = layout(torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype), fmt).requires_grad_()
-    w = (torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5).requires_grad_()
+    w = (torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin**0.5).requires_grad_()
     b = torch.randn(Cout, device="cuda", dtype=dtype).requires_grad_()
     ours = lambda: sc.pointwise_conv2d(x, w, b)  # noqa: E731
     ref = lambda: F.conv2d(x, w, b)  # noqa: E731
@@ -139,16 +154,23 @@ def bench_pointwise(timer, reps, dtype, fmt, shape):
     fwd = timer.interleaved([nograd(ours), nograd(ref)], reps)
     fb = timer.interleaved([fwd_bwd(ours, [x, w, b], gy), fwd_bwd(ref, [x, w, b], gy)], reps)
     flops = 2 * N * HW * HW * Cin * Cout
-    return dict(op="pointwise", shape=f"{Cin}->{Cout} {HW}x{HW}", rel_err=err,
-                fwd_ours=fwd[0], fwd_torch=fwd[1], fb_ours=fb[0], fb_torch=fb[1],
-                fwd_tflops=flops / (fwd[0] * 1e-3) / 1e12)
+    return dict(
+        op="pointwise",
+        shape=f"{Cin}->{Cout} {HW}x{HW}",
+        rel_err=err,
+        fwd_ours=fwd[0],
+        fwd_torch=fwd[1],
+        fb_ours=fb[0],
+        fb_torch=fb[1],
+        fwd_tflops=flops / (fwd[0] * 1e-3) / 1e12,
+    )
 
 
 def bench_separable(timer, reps, dtype, fmt, shape):
     Cin, Cout, HW, s = shape
     x = layout(torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype), fmt).requires_grad_()
     dw = (torch.randn(Cin, 1, 3, 3, device="cuda", dtype=dtype) / 3).requires_grad_()
-    pw = (torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5).requires_grad_()
+    pw = (torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin**0.5).requires_grad_()
     pb = torch.randn(Cout, device="cuda", dtype=dtype).requires_grad_()
     ours = lambda: sc.separable_conv2d(x, dw, pw, None, pb, stride=s, padding=1)  # noqa: E731
     ref = lambda: F.conv2d(F.conv2d(x, dw, None, stride=s, padding=1, groups=Cin), pw, pb)  # noqa: E731
@@ -158,8 +180,15 @@ def bench_separable(timer, reps, dtype, fmt, shape):
     gy = [layout(torch.randn_like(y), fmt)]
     fwd = timer.interleaved([nograd(ours), nograd(ref)], reps)
     fb = timer.interleaved([fwd_bwd(ours, [x, dw, pw, pb], gy), fwd_bwd(ref, [x, dw, pw, pb], gy)], reps)
-    return dict(op="separable", shape=f"{Cin}->{Cout} {HW}x{HW} s{s}", rel_err=err,
-                fwd_ours=fwd[0], fwd_torch=fwd[1], fb_ours=fb[0], fb_torch=fb[1])
+    return dict(
+        op="separable",
+        shape=f"{Cin}->{Cout} {HW}x{HW} s{s}",
+        rel_err=err,
+        fwd_ours=fwd[0],
+        fwd_torch=fwd[1],
+        fb_ours=fb[0],
+        fb_torch=fb[1],
+    )
 
 
 def geomean(xs):
@@ -171,8 +200,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--budget-s", type=float, default=300.0,
-                    help="stop starting new shapes after this many seconds (results so far are kept)")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=300.0,
+        help="stop starting new shapes after this many seconds (results so far are kept)",
+    )
     ap.add_argument("--quick", action="store_true", help="first shape of each set only")
     args = ap.parse_args()
     assert torch.cuda.is_available(), "needs a GPU"
@@ -182,17 +215,25 @@ def main():
     timer = Timer()
     props = torch.cuda.get_device_properties(0)
     bw = copy_bandwidth(timer, max(5, args.reps // 2))
-    meta = dict(gpu=props.name, sms=props.multi_processor_count, torch=torch.__version__,
-                cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), host=platform.node(),
-                N=N, reps=args.reps, copy_gbs=bw, sepconv=sc.backend_info(),
-                tf32_conv=torch.backends.cudnn.allow_tf32)
-    print(f"# {props.name}, torch {torch.__version__}, CUDA {torch.version.cuda}; D2D copy {bw:.0f} GB/s",
-          flush=True)
+    meta = dict(
+        gpu=props.name,
+        sms=props.multi_processor_count,
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version(),
+        host=platform.node(),
+        N=N,
+        reps=args.reps,
+        copy_gbs=bw,
+        sepconv=sc.backend_info(),
+        tf32_conv=torch.backends.cudnn.allow_tf32,
+    )
+    print(f"# {props.name}, torch {torch.__version__}, CUDA {torch.version.cuda}; D2D copy {bw:.0f} GB/s", flush=True)
     rows, skipped = [], []
     sets = [(bench_depthwise, DW_SHAPES), (bench_pointwise, PW_SHAPES), (bench_separable, SEP_SHAPES)]
     for tag, dtype, fmt in CONFIGS:
         for fn, shapes in sets:
-            for shape in (shapes[:1] if args.quick else shapes):
+            for shape in shapes[:1] if args.quick else shapes:
                 if time.time() - t0 > args.budget_s:
                     skipped.append((tag, fn.__name__, shape))
                     continue
@@ -205,40 +246,54 @@ def main():
                 if "error" in r:
                     print(f"{tag} {fmt} {r['op']} {r['shape']}: ERROR {r['error']}", flush=True)
                 else:
-                    print(f"{tag} {fmt} {r['op']:9s} {r['shape']:22s} fwd {r['fwd_ours']:.3f}/{r['fwd_torch']:.3f} ms "
-                          f"(x{r['fwd_torch'] / r['fwd_ours']:.2f})  fwd+bwd {r['fb_ours']:.3f}/{r['fb_torch']:.3f} ms "
-                          f"(x{r['fb_torch'] / r['fb_ours']:.2f})  err {r['rel_err']:.1e}", flush=True)
+                    print(
+                        f"{tag} {fmt} {r['op']:9s} {r['shape']:22s} fwd {r['fwd_ours']:.3f}/{r['fwd_torch']:.3f} ms "
+                        f"(x{r['fwd_torch'] / r['fwd_ours']:.2f})  fwd+bwd {r['fb_ours']:.3f}/{r['fb_torch']:.3f} ms "
+                        f"(x{r['fb_torch'] / r['fb_ours']:.2f})  err {r['rel_err']:.1e}",
+                        flush=True,
+                    )
                 torch.cuda.empty_cache()
 
-    lines = [f"# sepconv_ext CUDA benchmark — {props.name}",
-             "", f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {meta['cudnn']}, N={N}, "
-             f"median of {args.reps} interleaved runs, L2 flushed before each run, CUDA events around device "
-             f"time only (a spin kernel hides host launch overhead). torch's float32 convolutions use TF32 "
-             f"tensor cores here (cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}); ours are exact float32. "
-             f"Device-to-device copy in the same run: **{bw:.0f} GB/s** (read + write).",
-             "", "ratio = torch / ours (> 1: ours faster). Times in ms.", "",
-             "| dtype | layout | op | shape | fwd ours | fwd torch | ratio | fwd+bwd ours | fwd+bwd torch | ratio | notes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# sepconv_ext CUDA benchmark — {props.name}",
+        "",
+        f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {meta['cudnn']}, N={N}, "
+        f"median of {args.reps} interleaved runs, L2 flushed before each run, CUDA events around device "
+        f"time only (a spin kernel hides host launch overhead). torch's float32 convolutions use TF32 "
+        f"tensor cores here (cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}); ours are exact float32. "
+        f"Device-to-device copy in the same run: **{bw:.0f} GB/s** (read + write).",
+        "",
+        "ratio = torch / ours (> 1: ours faster). Times in ms.",
+        "",
+        "| dtype | layout | op | shape | fwd ours | fwd torch | ratio | fwd+bwd ours | fwd+bwd torch | ratio | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['dtype']} | {r['layout']} | {r['op']} | {r['shape']} | error | | | | | | {r['error']} |")
+            lines.append(
+                f"| {r['dtype']} | {r['layout']} | {r['op']} | {r['shape']} | error | | | | | | {r['error']} |"
+            )
             continue
         note = f"rel err {r['rel_err']:.1e}"
         if r["op"] == "depthwise":
             note += f"; fwd {r['fwd_gbs']:.0f} GB/s = {100 * r['fwd_gbs'] / bw:.0f}% of copy"
         if "fwd_tflops" in r:
             note += f"; fwd {r['fwd_tflops']:.2f} TFLOP/s"
-        lines.append(f"| {r['dtype']} | {r['layout']} | {r['op']} | {r['shape']} | {r['fwd_ours']:.3f} | "
-                     f"{r['fwd_torch']:.3f} | {r['fwd_torch'] / r['fwd_ours']:.2f} | {r['fb_ours']:.3f} | "
-                     f"{r['fb_torch']:.3f} | {r['fb_torch'] / r['fb_ours']:.2f} | {note} |")
+        lines.append(
+            f"| {r['dtype']} | {r['layout']} | {r['op']} | {r['shape']} | {r['fwd_ours']:.3f} | "
+            f"{r['fwd_torch']:.3f} | {r['fwd_torch'] / r['fwd_ours']:.2f} | {r['fb_ours']:.3f} | "
+            f"{r['fb_torch']:.3f} | {r['fb_torch'] / r['fb_ours']:.2f} | {note} |"
+        )
     lines += ["", "## Summary (geomean of torch/ours)", ""]
     ok = [r for r in rows if "error" not in r]
     for tag, _, fmt in CONFIGS:
         for op in ("depthwise", "pointwise", "separable"):
             sel = [r for r in ok if r["dtype"] == tag and r["op"] == op]
             if sel:
-                lines.append(f"- {tag} {fmt} {op}: fwd x{geomean([r['fwd_torch'] / r['fwd_ours'] for r in sel]):.2f}, "
-                             f"fwd+bwd x{geomean([r['fb_torch'] / r['fb_ours'] for r in sel]):.2f}")
+                lines.append(
+                    f"- {tag} {fmt} {op}: fwd x{geomean([r['fwd_torch'] / r['fwd_ours'] for r in sel]):.2f}, "
+                    f"fwd+bwd x{geomean([r['fb_torch'] / r['fb_ours'] for r in sel]):.2f}"
+                )
     if skipped:
         lines += ["", f"Not run (time budget of {args.budget_s:.0f} s spent): {skipped}"]
     lines.append(f"\nTotal {time.time() - t0:.0f} s.")
@@ -247,8 +302,7 @@ def main():
     with open(os.path.join(args.out, "bench_cuda.md"), "w") as f:
         f.write(text)
     with open(os.path.join(args.out, "bench_cuda.json"), "w") as f:
-        json.dump(dict(meta=meta, rows=rows, skipped=[list(map(str, s)) for s in skipped]), f, indent=1,
-                  default=str)
+        json.dump(dict(meta=meta, rows=rows, skipped=[list(map(str, s)) for s in skipped]), f, indent=1, default=str)
     print(text)
 
 

@@ -33,6 +33,7 @@ Shape = Tuple[int, int, int, int, int]  # (C, H=W, k, stride, N)
 # Issue 3's set at N=8 (MobileNetV2 3x3 layers, 7x7, 31x31), then the layers whole networks
 # run that it lacks (issue 15): the 5x5 and stride-2 layers of MobileNetV3-Large,
 # EfficientNet-B0 and MnasNet, ConvNeXt-T's 7x7 stages, and batch 1.
+# fmt: off
 SHAPES: List[Shape] = [
     (32, 112, 3, 1, 8), (96, 112, 3, 2, 8), (144, 56, 3, 1, 8), (144, 56, 3, 2, 8),
     (192, 28, 3, 1, 8), (384, 14, 3, 1, 8), (576, 14, 3, 2, 8), (960, 7, 3, 1, 8),
@@ -42,6 +43,7 @@ SHAPES: List[Shape] = [
     (32, 112, 3, 1, 1), (144, 56, 3, 2, 1), (240, 28, 5, 1, 1), (672, 14, 5, 1, 1),
     (960, 7, 3, 1, 1), (96, 56, 7, 1, 1),
 ]
+# fmt: on
 ISSUE3_SHAPES = SHAPES[:11]
 NETWORK_SHAPES = [sh for sh in SHAPES if sh[2] != 31]
 IMPLS = ("ours", "torch")
@@ -98,9 +100,7 @@ def make_case(sc, shape: Shape, direction: str, fmt: str, seed: int = 0):
     gy = torch.randn(n, c, ho, ho, generator=g)
     if fmt == "cl":
         gy = gy.contiguous(memory_format=torch.channels_last)
-    fns = {
-        name: (lambda f=f: torch.autograd.grad(f(x, w, b), (x, w, b), gy)) for name, f in conv.items()
-    }
+    fns = {name: (lambda f=f: torch.autograd.grad(f(x, w, b), (x, w, b), gy)) for name, f in conv.items()}
     return fns
 
 
@@ -110,13 +110,18 @@ def check_case(sc, shape: Shape, fmt: str) -> Tuple[float, bool]:
     c, h, k, s, _ = shape
     g = torch.Generator().manual_seed(1)
     x0 = torch.randn(1, c, h, h, generator=g)
-    w0 = (torch.randn(c, 1, k, k, generator=g) / k)
+    w0 = torch.randn(c, 1, k, k, generator=g) / k
     b0 = torch.randn(c, generator=g)
     ho = out_size(h, k, s)
     gy = torch.randn(1, c, ho, ho, generator=g)
-    return bc.compare_with_reference(lambda a, bw, bb: sc.depthwise_conv2d(a, bw, bb, s, k // 2),
-                                     lambda a, bw, bb: F.conv2d(a, bw, bb, s, k // 2, 1, c),
-                                     x0, (w0, b0), gy, fmt)
+    return bc.compare_with_reference(
+        lambda a, bw, bb: sc.depthwise_conv2d(a, bw, bb, s, k // 2),
+        lambda a, bw, bb: F.conv2d(a, bw, bb, s, k // 2, 1, c),
+        x0,
+        (w0, b0),
+        gy,
+        fmt,
+    )
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -134,8 +139,11 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int]) -> List
         if not network_shapes:
             break
         r = {sh: R[sh][cat]["torch"]["median_s"] / R[sh][cat]["ours"]["median_s"] for sh in network_shapes}
-        rows.append(bc.ratio_target(f"{CAT_NAME[cat]} vs torch {FMT_NAME[cat[1]]}, every layer a "
-                                    f"network runs (issue 15)", r, 1.0, 1.0))
+        rows.append(
+            bc.ratio_target(
+                f"{CAT_NAME[cat]} vs torch {FMT_NAME[cat[1]]}, every layer a network runs (issue 15)", r, 1.0, 1.0
+            )
+        )
     shapes = [sh for sh in shapes if sh in ISSUE3_SHAPES]
     if not shapes:
         return rows
@@ -143,18 +151,23 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int]) -> List
     def ratios(cat):
         return {sh: R[sh][cat]["torch"]["median_s"] / R[sh][cat]["ours"]["median_s"] for sh in shapes}
 
-    for cat, gm_t, min_t in ((("fwd", "nchw"), 4.0, 1.5), (("fwd", "cl"), 1.3, 1.0),
-                             (("fwdbwd", "nchw"), 4.0, 1.5), (("fwdbwd", "cl"), 4.0, 1.5)):
+    for cat, gm_t, min_t in (
+        (("fwd", "nchw"), 4.0, 1.5),
+        (("fwd", "cl"), 1.3, 1.0),
+        (("fwdbwd", "nchw"), 4.0, 1.5),
+        (("fwdbwd", "cl"), 4.0, 1.5),
+    ):
         rows.append(bc.ratio_target(f"{CAT_NAME[cat]} vs torch {FMT_NAME[cat[1]]}", ratios(cat), gm_t, min_t))
-    tax = {sh: R[sh][("fwd", "nchw")]["ours"]["median_s"] / R[sh][("fwd", "cl")]["ours"]["median_s"]
-           for sh in shapes}
+    tax = {sh: R[sh][("fwd", "nchw")]["ours"]["median_s"] / R[sh][("fwd", "cl")]["ours"]["median_s"] for sh in shapes}
     worst = max(tax, key=tax.get)
-    rows.append({
-        "target": "no layout tax: our NCHW fwd time <= 1.25x our channels_last fwd time, every shape",
-        "got": f"max {tax[worst]:.2f}x at {shape_str(worst)} (geomean {geomean(list(tax.values())):.2f}x)",
-        "met": tax[worst] <= 1.25,
-        "misses": [f"{shape_str(sh)} {v:.2f}x" for sh, v in tax.items() if v > 1.25],
-    })
+    rows.append(
+        {
+            "target": "no layout tax: our NCHW fwd time <= 1.25x our channels_last fwd time, every shape",
+            "got": f"max {tax[worst]:.2f}x at {shape_str(worst)} (geomean {geomean(list(tax.values())):.2f}x)",
+            "met": tax[worst] <= 1.25,
+            "misses": [f"{shape_str(sh)} {v:.2f}x" for sh, v in tax.items() if v > 1.25],
+        }
+    )
     s3 = [sh for sh in shapes if sh[2] == 3]
     for fmt in ("nchw", "cl"):
         if not s3:
@@ -162,42 +175,62 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int]) -> List
         pct = {sh: R[sh][("fwd", fmt)]["ours"]["pct_roof"] for sh in s3}
         worst = min(pct, key=pct.get)
         pct_l3 = {sh: R[sh][("fwd", fmt)]["ours"]["pct_roof_l3"] for sh in s3}
-        rows.append({
-            "target": f"forward {FMT_NAME[fmt]} >= 60% of the roofline "
-                      f"bound (DRAM bandwidth) on every 3x3 shape",
-            "got": f"min {pct[worst]:.0f}% at {shape_str(worst)}, median {statistics.median(pct.values()):.0f}%"
-                   f" (vs the L3-bandwidth roof: min {min(pct_l3.values()):.0f}%)",
-            "met": pct[worst] >= 60.0,
-            "misses": [f"{shape_str(sh)} {v:.0f}%" for sh, v in pct.items() if v < 60.0],
-        })
+        rows.append(
+            {
+                "target": f"forward {FMT_NAME[fmt]} >= 60% of the roofline bound (DRAM bandwidth) on every 3x3 shape",
+                "got": f"min {pct[worst]:.0f}% at {shape_str(worst)}, median {statistics.median(pct.values()):.0f}%"
+                f" (vs the L3-bandwidth roof: min {min(pct_l3.values()):.0f}%)",
+                "met": pct[worst] >= 60.0,
+                "misses": [f"{shape_str(sh)} {v:.0f}%" for sh, v in pct.items() if v < 60.0],
+            }
+        )
     if 2 in threads:
         oc = statistics.mean(res[2][sh][cat]["load"]["others"] for sh in shapes for cat in CATS)
-        note = (f"; CONTENDED: other processes used {oc:.1f} of the 2 CPUs on average during the "
-                f"2-thread timings" if oc > 0.2 else "")
+        note = (
+            f"; CONTENDED: other processes used {oc:.1f} of the 2 CPUs on average during the 2-thread timings"
+            if oc > 0.2
+            else ""
+        )
         for cat in CATS:
             sp = {sh: res[1][sh][cat]["ours"]["median_s"] / res[2][sh][cat]["ours"]["median_s"] for sh in shapes}
             sp_t = {sh: res[1][sh][cat]["torch"]["median_s"] / res[2][sh][cat]["torch"]["median_s"] for sh in shapes}
             gm, worst = geomean(list(sp.values())), min(sp, key=sp.get)
-            rows.append({
-                "target": f"2 threads >= 1.6x 1 thread (ours), {CAT_NAME[cat]} (met on the geomean)",
-                "got": f"geomean {gm:.2f}x, min {sp[worst]:.2f}x at {shape_str(worst)} "
-                       f"(torch: geomean {geomean(list(sp_t.values())):.2f}x){note}",
-                "met": gm >= 1.6,
-                "misses": [f"{shape_str(sh)} {v:.2f}x" for sh, v in sp.items() if v < 1.6],
-            })
+            rows.append(
+                {
+                    "target": f"2 threads >= 1.6x 1 thread (ours), {CAT_NAME[cat]} (met on the geomean)",
+                    "got": f"geomean {gm:.2f}x, min {sp[worst]:.2f}x at {shape_str(worst)} "
+                    f"(torch: geomean {geomean(list(sp_t.values())):.2f}x){note}",
+                    "met": gm >= 1.6,
+                    "misses": [f"{shape_str(sh)} {v:.2f}x" for sh, v in sp.items() if v < 1.6],
+                }
+            )
     return rows
 
 
 # ----------------------------------------------------------------------------- output
 
 
-def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List[int],
-             targets: List[Dict], chart_name: Optional[str]) -> str:
-    L = bc.header_lines(meta, "Depthwise conv2d: sepconv_ext vs torch native (CPU, float32)",
-                        "F.conv2d groups=C", "N per shape, padding k//2", "ours/torch")
+def markdown(
+    meta: Dict,
+    rf: Dict,
+    res: Dict,
+    shapes: List[Shape],
+    threads: List[int],
+    targets: List[Dict],
+    chart_name: Optional[str],
+) -> str:
+    L = bc.header_lines(
+        meta,
+        "Depthwise conv2d: sepconv_ext vs torch native (CPU, float32)",
+        "F.conv2d groups=C",
+        "N per shape, padding k//2",
+        "ours/torch",
+    )
     L += bc.roofline_lines(rf)
-    L.append("Counting: flop = 2 x MACs (fwd: N*C*Ho*Wo*k*k MACs; fwd+bwd: 3x that; bias not counted). "
-             "Bytes (compulsory, float32): fwd = x + y + w + b; fwd+bwd = fwd + gy + x + gx + w + gw + gb.\n")
+    L.append(
+        "Counting: flop = 2 x MACs (fwd: N*C*Ho*Wo*k*k MACs; fwd+bwd: 3x that; bias not counted). "
+        "Bytes (compulsory, float32): fwd = x + y + w + b; fwd+bwd = fwd + gy + x + gx + w + gw + gb.\n"
+    )
     L += bc.targets_lines(targets, "Targets (issues 3 and 15; 1 thread, ratio = torch time / our time)")
     if chart_name:
         L.append(f"![torch/ours ratios]({chart_name})\n")
@@ -205,9 +238,11 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
     for t in threads:
         for cat in CATS:
             L.append(f"## {CAT_NAME[cat]}, {t} thread{'s' if t > 1 else ''}\n")
-            L.append("| (C, H=W, k, s) | ours ms | torch ms | torch/ours | ours GFLOP/s | ours GB/s | "
-                     "ours % roof | ours % L3 roof | torch GFLOP/s | torch GB/s | torch % roof | "
-                     "bound GFLOP/s | flop/B | timing (ours; torch) | others' CPU | check |")
+            L.append(
+                "| (C, H=W, k, s) | ours ms | torch ms | torch/ours | ours GFLOP/s | ours GB/s | "
+                "ours % roof | ours % L3 roof | torch GFLOP/s | torch GB/s | torch % roof | "
+                "bound GFLOP/s | flop/B | timing (ours; torch) | others' CPU | check |"
+            )
             L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for sh in shapes:
                 d = res[t][sh][cat]
@@ -230,8 +265,14 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
 
 
 def main(argv=None) -> int:
-    args = bc.parse_args(argv, __doc__, "depthwise", "C,H,k,stride,N", len(SHAPES),
-                         quick_help="2 rounds, min_run_time 0.02 s, no 31x31 shape unless --shapes names it: a smoke run")
+    args = bc.parse_args(
+        argv,
+        __doc__,
+        "depthwise",
+        "C,H,k,stride,N",
+        len(SHAPES),
+        quick_help="2 rounds, min_run_time 0.02 s, no 31x31 shape unless --shapes names it: a smoke run",
+    )
 
     sc, meta, rf = bc.start_run(args)
     shapes = args.shapes or ([sh for sh in SHAPES if sh[2] < 31] if args.quick else SHAPES)
@@ -242,10 +283,14 @@ def main(argv=None) -> int:
     res: Dict[int, Dict] = {}
     for t in threads:
         res[t] = {}
-        print(f"\n=== {t} thread(s): peak {rf['peak_gflops'].get(t, float('nan')):.1f} GFLOP/s, "
-              f"DRAM {rf['bw_gbs'].get(t, float('nan')):.1f} GB/s")
-        print(f"{'shape':<16} {'case':<16} {'ours ms':>9} {'torch ms':>9} {'t/o':>7} "
-              f"{'ours GF/s':>9} {'GB/s':>6} {'%roof':>6} {'torch GF/s':>10} {'%roof':>6}")
+        print(
+            f"\n=== {t} thread(s): peak {rf['peak_gflops'].get(t, float('nan')):.1f} GFLOP/s, "
+            f"DRAM {rf['bw_gbs'].get(t, float('nan')):.1f} GB/s"
+        )
+        print(
+            f"{'shape':<16} {'case':<16} {'ours ms':>9} {'torch ms':>9} {'t/o':>7} "
+            f"{'ours GF/s':>9} {'GB/s':>6} {'%roof':>6} {'torch GF/s':>10} {'%roof':>6}"
+        )
         for sh in shapes:
             res[t][sh] = {}
             for cat in CATS:
@@ -257,9 +302,12 @@ def main(argv=None) -> int:
                 res[t][sh][cat] = d
                 o, tt = d["ours"], d["torch"]
                 flag = bc.slow_flag(d)
-                print(f"{shape_str(sh):<16} {cat[0] + ' ' + cat[1]:<16} {o['median_s'] * 1e3:9.2f} "
-                      f"{tt['median_s'] * 1e3:9.2f} {d['ratio']:6.2f}x {o['gflops']:9.1f} {o['gbs']:6.1f} "
-                      f"{o['pct_roof']:5.0f}% {tt['gflops']:10.1f} {tt['pct_roof']:5.0f}%{flag}", flush=True)
+                print(
+                    f"{shape_str(sh):<16} {cat[0] + ' ' + cat[1]:<16} {o['median_s'] * 1e3:9.2f} "
+                    f"{tt['median_s'] * 1e3:9.2f} {d['ratio']:6.2f}x {o['gflops']:9.1f} {o['gbs']:6.1f} "
+                    f"{o['pct_roof']:5.0f}% {tt['gflops']:10.1f} {tt['pct_roof']:5.0f}%{flag}",
+                    flush=True,
+                )
         torch.set_num_threads(max(threads))
         bc.others_cores(meta, t, [res[t][sh][cat]["load"] for sh in shapes for cat in CATS])
 
@@ -269,18 +317,31 @@ def main(argv=None) -> int:
 
     md_path = bc.results_path(args.out, "depthwise", meta)
     bc.write_results(
-        md_path, lambda chart_name: markdown(meta, rf, res, shapes, threads, targets, chart_name),
+        md_path,
+        lambda chart_name: markdown(meta, rf, res, shapes, threads, targets, chart_name),
         {
-            "meta": meta, "roofline": roofline.to_jsonable(rf), "targets": targets,
+            "meta": meta,
+            "roofline": roofline.to_jsonable(rf),
+            "targets": targets,
             "results": [
-                {"threads": t, "shape": list(sh), "direction": cat[0], "format": cat[1],
-                 **{k: v for k, v in res[t][sh][cat].items() if k not in IMPLS},
-                 **{name: res[t][sh][cat][name] for name in IMPLS}}
-                for t in threads for sh in shapes for cat in CATS
+                {
+                    "threads": t,
+                    "shape": list(sh),
+                    "direction": cat[0],
+                    "format": cat[1],
+                    **{k: v for k, v in res[t][sh][cat].items() if k not in IMPLS},
+                    **{name: res[t][sh][cat][name] for name in IMPLS},
+                }
+                for t in threads
+                for sh in shapes
+                for cat in CATS
             ],
         },
-        bc.cats_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, "per shape"),
-        meta["elapsed_s"])
+        bc.cats_panels(res, shapes, threads),
+        [shape_str(sh) for sh in shapes],
+        bc.chart_title(meta, "per shape"),
+        meta["elapsed_s"],
+    )
     return 0
 
 

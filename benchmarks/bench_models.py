@@ -44,11 +44,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-import bench_common as bc  # noqa: E402
 from sepconv_ext._timing import network_step, time_alternating  # noqa: E402
 
+import bench_common as bc  # noqa: E402
+
 MODES = {  # name: (training step?, batch)
-    "infer1": (False, 1), "infer8": (False, 8), "train8": (True, 8),
+    "infer1": (False, 1),
+    "infer8": (False, 8),
+    "train8": (True, 8),
 }
 MODE_NAME = {"infer1": "inference N=1", "infer8": "inference N=8", "train8": "training step N=8"}
 FORMATS = {"nchw": torch.contiguous_format, "cl": torch.channels_last}
@@ -116,8 +119,7 @@ def time_case(case: Case, rounds: int, block: int) -> Dict[str, Dict]:
     """Median of every timed call per side (sepconv_ext._timing.time_alternating)."""
     load = bc.OtherLoad().start()
     samples = time_alternating({impl: case.step(impl) for impl in IMPLS}, rounds, block)
-    out: Dict[str, Dict] = {impl: {"median_s": statistics.median(xs), "samples_s": xs}
-                            for impl, xs in samples.items()}
+    out: Dict[str, Dict] = {impl: {"median_s": statistics.median(xs), "samples_s": xs} for impl, xs in samples.items()}
     out["load"] = load.stop()
     return out
 
@@ -137,9 +139,11 @@ def _op_key(event) -> str:
     return name
 
 
-def profile(sc, name: str, build: Callable[[], nn.Module], mode: str, fmt: str, threads: int,
-            calls: int, top: int) -> None:
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+def profile(
+    sc, name: str, build: Callable[[], nn.Module], mode: str, fmt: str, threads: int, calls: int, top: int
+) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     torch.set_num_threads(threads)
     case = Case(sc, build, mode, fmt)
@@ -161,8 +165,10 @@ def profile(sc, name: str, build: Callable[[], nn.Module], mode: str, fmt: str, 
             agg[k] = (n + ev.count, t + ev.self_cpu_time_total / 1e3 / calls)
         for k, v in agg.items():
             table.setdefault(k, {})[impl] = v
-    print(f"\n{name}, {MODE_NAME[mode]}, {bc.FMT_NAME[fmt]}, {threads} thread(s): wall per call "
-          f"(profiled) torch {totals['torch']:.1f} ms, ours {totals['ours']:.1f} ms")
+    print(
+        f"\n{name}, {MODE_NAME[mode]}, {bc.FMT_NAME[fmt]}, {threads} thread(s): wall per call "
+        f"(profiled) torch {totals['torch']:.1f} ms, ours {totals['ours']:.1f} ms"
+    )
     print("self CPU time per call, ms (calls per step)")
     rows = sorted(table.items(), key=lambda kv: -max(v[1] for v in kv[1].values()))[:top]
     w = max(len(k) for k, _ in rows)
@@ -179,7 +185,8 @@ def profile(sc, name: str, build: Callable[[], nn.Module], mode: str, fmt: str, 
 def render_md(meta: Dict, res: Dict, chart: Optional[str]) -> str:
     cpu = meta["cpu"]
     lines = [
-        "# Whole networks: torch vs sepconv_ext.convert(), CPU float32, 224x224", "",
+        "# Whole networks: torch vs sepconv_ext.convert(), CPU float32, 224x224",
+        "",
         f"- machine: {cpu['model']} (family {cpu['family']}, model {cpu['cpu_model']}), "
         f"{cpu['simd']}, {cpu['logical_cpus']} logical CPUs; ISA {meta['isa']}",
         f"- torch {meta['torch']}, sepconv_ext {meta['version']} ({meta['git']}), "
@@ -197,23 +204,32 @@ def render_md(meta: Dict, res: Dict, chart: Optional[str]) -> str:
     if chart:
         lines += [f"![ratios]({chart})", ""]
     for t in meta["threads"]:
-        lines += [f"## {t} thread{'s' if t > 1 else ''}", "",
-                  "| network | case | torch ms | ours ms | torch/ours | err |", "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {t} thread{'s' if t > 1 else ''}",
+            "",
+            "| network | case | torch ms | ours ms | torch/ours | err |",
+            "|---|---|---|---|---|---|",
+        ]
         for name in res:
             for key, d in res[name].get(t, {}).items():
                 err = max(v for k, v in d["check"].items())
-                lines.append(f"| {name} | {key} | {d['torch']['median_s'] * 1e3:.1f} | "
-                             f"{d['ours']['median_s'] * 1e3:.1f} | **{d['ratio']:.2f}** | {err:.1e} |")
+                lines.append(
+                    f"| {name} | {key} | {d['torch']['median_s'] * 1e3:.1f} | "
+                    f"{d['ours']['median_s'] * 1e3:.1f} | **{d['ratio']:.2f}** | {err:.1e} |"
+                )
         lines.append("")
-    lines += ["## Geomeans (torch/ours)", "", "| threads | mode | same format | best format vs best format | min |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## Geomeans (torch/ours)",
+        "",
+        "| threads | mode | same format | best format vs best format | min |",
+        "|---|---|---|---|---|",
+    ]
     for t, mode, same, best, lo in summary(res, meta["threads"]):
         lines.append(f"| {t} | {MODE_NAME[mode]} | {same:.2f} | {best:.2f} | {lo:.2f} |")
     return "\n".join(lines) + "\n"
 
 
-def run_case(sc, build: Callable[[], nn.Module], mode: str, fmt: str, rounds: int,
-             block: int) -> Dict:
+def run_case(sc, build: Callable[[], nn.Module], mode: str, fmt: str, rounds: int, block: int) -> Dict:
     case = Case(sc, build, mode, fmt)
     check = case.check()
     tm = time_case(case, rounds, block)
@@ -223,17 +239,29 @@ def run_case(sc, build: Callable[[], nn.Module], mode: str, fmt: str, rounds: in
 FAULT_FREE_ENV = {"MALLOC_MMAP_THRESHOLD_": "4000000000", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 
 
-def run_case_isolated(name: str, mode: str, fmt: str, threads: int, rounds: int, block: int,
-                      isa: Optional[str], fault_free: bool) -> Dict:
+def run_case_isolated(
+    name: str, mode: str, fmt: str, threads: int, rounds: int, block: int, isa: Optional[str], fault_free: bool
+) -> Dict:
     """run_case in a fresh interpreter (see the module docstring: why)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--one-case", name, mode, fmt, str(threads),
-           "--rounds", str(rounds), "--block", str(block)] + (["--isa", isa] if isa else [])
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--one-case",
+        name,
+        mode,
+        fmt,
+        str(threads),
+        "--rounds",
+        str(rounds),
+        "--block",
+        str(block),
+    ] + (["--isa", isa] if isa else [])
     env = {**os.environ, **(FAULT_FREE_ENV if fault_free else {})}
     run = bc.subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith(_CASE_JSON)]
     if run.returncode != 0 or not lines:
         raise RuntimeError(f"case {name} {mode} {fmt} {threads}t failed:\n{run.stdout[-2000:]}{run.stderr[-4000:]}")
-    return json.loads(lines[-1][len(_CASE_JSON):])
+    return json.loads(lines[-1][len(_CASE_JSON) :])
 
 
 _CASE_JSON = "CASE-JSON "
@@ -246,13 +274,16 @@ def summary(res: Dict, threads: List[int]):
         for mode in MODES:
             same, best = [], []
             for name in res:
-                cases = {fmt: d for (key, d) in res[name].get(t, {}).items()
-                         for fmt in FORMATS if key == f"{mode} {fmt}"}
+                cases = {
+                    fmt: d for (key, d) in res[name].get(t, {}).items() for fmt in FORMATS if key == f"{mode} {fmt}"
+                }
                 if not cases:
                     continue
                 same += [d["ratio"] for d in cases.values()]
-                best.append(min(d["torch"]["median_s"] for d in cases.values()) /
-                            min(d["ours"]["median_s"] for d in cases.values()))
+                best.append(
+                    min(d["torch"]["median_s"] for d in cases.values())
+                    / min(d["ours"]["median_s"] for d in cases.values())
+                )
             if same:
                 rows.append((t, mode, bc.geomean(same), bc.geomean(best), min(same)))
     return rows
@@ -272,10 +303,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--profile-calls", type=int, default=3)
     ap.add_argument("--top", type=int, default=30, help="rows of the per-op breakdown")
     ap.add_argument("--out", help="results .md path (default benchmarks/results/models-<cpu>-<isa>.md)")
-    ap.add_argument("--fault-free", action="store_true",
-                    help="glibc malloc never unmaps or trims (no page faults on either side)")
-    ap.add_argument("--one-case", nargs=4, metavar=("NETWORK", "MODE", "FORMAT", "THREADS"),
-                    help=argparse.SUPPRESS)  # internal: one case, printed as JSON
+    ap.add_argument(
+        "--fault-free", action="store_true", help="glibc malloc never unmaps or trims (no page faults on either side)"
+    )
+    ap.add_argument(
+        "--one-case", nargs=4, metavar=("NETWORK", "MODE", "FORMAT", "THREADS"), help=argparse.SUPPRESS
+    )  # internal: one case, printed as JSON
     args = ap.parse_args(argv)
 
     sc = bc.import_sepconv()
@@ -292,8 +325,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for t in args.threads:
             for mode in args.modes:
                 for fmt in args.formats:
-                    profile(sc, args.profile, models[args.profile], mode, fmt, t,
-                            args.profile_calls, args.top)
+                    profile(sc, args.profile, models[args.profile], mode, fmt, t, args.profile_calls, args.top)
         return 0
 
     names = args.models or ([n for n in models if not n.startswith("tv:")] if args.quick else list(models))
@@ -302,53 +334,85 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error(f"unknown networks {unknown}; available: {sorted(models)}")
     try:
         import torchvision
+
         tv_version = torchvision.__version__
     except Exception:
         tv_version = "not importable"
     cpu = bc.cpu_info()
     meta = {
-        "cpu": cpu, "isa": sc.backend_info()["cpu_isa"], "version": sc.backend_info()["version"],
-        "torch": torch.__version__, "torchvision": tv_version, "python": bc.platform.python_version(),
-        "git": bc.git_rev(), "date": bc.datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "mode": "quick" if args.quick else "full", "rounds": args.rounds or (2 if args.quick else 4),
-        "block": args.block or (2 if args.quick else 3), "threads": sorted(set(args.threads)),
+        "cpu": cpu,
+        "isa": sc.backend_info()["cpu_isa"],
+        "version": sc.backend_info()["version"],
+        "torch": torch.__version__,
+        "torchvision": tv_version,
+        "python": bc.platform.python_version(),
+        "git": bc.git_rev(),
+        "date": bc.datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "mode": "quick" if args.quick else "full",
+        "rounds": args.rounds or (2 if args.quick else 4),
+        "block": args.block or (2 if args.quick else 3),
+        "threads": sorted(set(args.threads)),
         "load_before": bc.loadavg(),
-        "malloc": ("fault-free: " + " ".join(f"{k}={v}" for k, v in FAULT_FREE_ENV.items())
-                   if args.fault_free else "glibc defaults"),
+        "malloc": (
+            "fault-free: " + " ".join(f"{k}={v}" for k, v in FAULT_FREE_ENV.items())
+            if args.fault_free
+            else "glibc defaults"
+        ),
     }
     t_start = time.perf_counter()
-    print(f"CPU {cpu['model']} ({cpu['simd']}), ISA {meta['isa']}, torch {torch.__version__}, "
-          f"torchvision {tv_version}, threads {meta['threads']}, load {meta['load_before']}")
+    print(
+        f"CPU {cpu['model']} ({cpu['simd']}), ISA {meta['isa']}, torch {torch.__version__}, "
+        f"torchvision {tv_version}, threads {meta['threads']}, load {meta['load_before']}"
+    )
     res: Dict[str, Dict] = {}
     for name in names:
         print(f"\n{name}")
-        print(f"  {'threads':>7} {'case':<12} {'torch ms':>9} {'ours ms':>9} {'torch/ours':>10} "
-              f"{'err':>8} {'others':>6}")
+        print(
+            f"  {'threads':>7} {'case':<12} {'torch ms':>9} {'ours ms':>9} {'torch/ours':>10} {'err':>8} {'others':>6}"
+        )
         for t in meta["threads"]:
             for mode in args.modes:
                 for fmt in args.formats:
-                    d = run_case_isolated(name, mode, fmt, t, meta["rounds"], meta["block"], args.isa,
-                                          args.fault_free)
+                    d = run_case_isolated(name, mode, fmt, t, meta["rounds"], meta["block"], args.isa, args.fault_free)
                     res.setdefault(name, {}).setdefault(t, {})[f"{mode} {fmt}"] = d
                     tm, check = d, d["check"]
-                    print(f"  {t:>7} {mode + ' ' + fmt:<12} {tm['torch']['median_s'] * 1e3:>9.1f} "
-                          f"{tm['ours']['median_s'] * 1e3:>9.1f} {d['ratio']:>10.2f} "
-                          f"{max(check.values()):>8.1e} {tm['load']['others']:>6.2f}", flush=True)
+                    print(
+                        f"  {t:>7} {mode + ' ' + fmt:<12} {tm['torch']['median_s'] * 1e3:>9.1f} "
+                        f"{tm['ours']['median_s'] * 1e3:>9.1f} {d['ratio']:>10.2f} "
+                        f"{max(check.values()):>8.1e} {tm['load']['others']:>6.2f}",
+                        flush=True,
+                    )
     print("\ngeomeans torch/ours: threads, mode, same format, best vs best, min")
     for t, mode, same, best, lo in summary(res, meta["threads"]):
         print(f"  {t} {MODE_NAME[mode]:<18} {same:.2f} {best:.2f} {lo:.2f}")
     meta["load_after"] = bc.loadavg()
     meta["elapsed_s"] = time.perf_counter() - t_start
-    stem = (f"models-{bc.slug(cpu['model'])}-{bc.slug(meta['isa'])}" + ("-quick" if args.quick else "")
-            + ("-fault-free" if args.fault_free else ""))
+    stem = (
+        f"models-{bc.slug(cpu['model'])}-{bc.slug(meta['isa'])}"
+        + ("-quick" if args.quick else "")
+        + ("-fault-free" if args.fault_free else "")
+    )
     md_path = args.out or os.path.join(bc.HERE, "results", stem + ".md")
-    panels = [(f"{t} thread{'s' if t > 1 else ''}  (> 1: converted faster)",
-               {f"{mode} {fmt}": [res[n][t].get(f"{mode} {fmt}", {}).get("ratio", float("nan"))
-                                  for n in res] for mode in args.modes for fmt in args.formats})
-              for t in meta["threads"]]
-    bc.write_results(md_path, lambda chart: render_md(meta, res, chart), {"meta": meta, "results": res},
-                     panels, list(res), f"sepconv_ext.convert vs torch {torch.__version__}, "
-                     f"{cpu['model']}, float32 224x224, {meta['date']}", meta["elapsed_s"])
+    panels = [
+        (
+            f"{t} thread{'s' if t > 1 else ''}  (> 1: converted faster)",
+            {
+                f"{mode} {fmt}": [res[n][t].get(f"{mode} {fmt}", {}).get("ratio", float("nan")) for n in res]
+                for mode in args.modes
+                for fmt in args.formats
+            },
+        )
+        for t in meta["threads"]
+    ]
+    bc.write_results(
+        md_path,
+        lambda chart: render_md(meta, res, chart),
+        {"meta": meta, "results": res},
+        panels,
+        list(res),
+        f"sepconv_ext.convert vs torch {torch.__version__}, {cpu['model']}, float32 224x224, {meta['date']}",
+        meta["elapsed_s"],
+    )
     return 0
 
 

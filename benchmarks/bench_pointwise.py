@@ -38,6 +38,7 @@ Shape = Tuple[int, int, int, int]  # (Cin, Cout, H=W, N)
 # Issue 4's MobileNetV2 layers at N=8, then layers whole networks run that those lack (issue
 # 15): squeeze-excitation 1x1 convs on 1x1 planes (MobileNetV3-Large, EfficientNet-B0), other
 # MobileNetV3 layers, and batch 1.
+# fmt: off
 SHAPES: List[Shape] = [
     (32, 16, 112, 8), (96, 24, 56, 8), (144, 24, 56, 8), (24, 144, 56, 8), (192, 32, 28, 8),
     (384, 64, 14, 8), (576, 96, 14, 8), (960, 160, 7, 8), (320, 1280, 7, 8),
@@ -45,6 +46,7 @@ SHAPES: List[Shape] = [
     (16, 64, 112, 8), (72, 40, 28, 8), (240, 80, 14, 8), (672, 160, 7, 8),
     (16, 96, 112, 1), (144, 24, 56, 1), (96, 576, 14, 1), (160, 960, 7, 1), (320, 1280, 7, 1),
 ]
+# fmt: on
 PEAK_SHAPE: Shape = (320, 1280, 7, 8)  # the large shape the "% of FMA peak" target is evaluated on
 IMPLS = ("ours", "torch")
 
@@ -76,7 +78,7 @@ def tensors(shape: Shape, batch: int, seed: int):
     cin, cout, h, _ = shape
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, cin, h, h, generator=g)
-    w = torch.randn(cout, cin, 1, 1, generator=g) / cin ** 0.5
+    w = torch.randn(cout, cin, 1, 1, generator=g) / cin**0.5
     b = torch.randn(cout, generator=g)
     gy = torch.randn(batch, cout, h, h, generator=g)
     return x, w, b, gy
@@ -116,17 +118,30 @@ def microkernel_probe() -> Dict[str, float]:
     tmp = tempfile.mkdtemp(prefix="sepconv-gemm-probe-")
     try:
         exe = os.path.join(tmp, "gemm_probe")
-        subprocess.run([cxx, "-O3", "-std=c++17", "-I", cpu_dir, "-o", exe,
-                        *sorted(glob.glob(os.path.join(cpu_dir, "*.cpp"))),
-                        os.path.join(bc.HERE, "gemm_probe.cpp")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                cxx,
+                "-O3",
+                "-std=c++17",
+                "-I",
+                cpu_dir,
+                "-o",
+                exe,
+                *sorted(glob.glob(os.path.join(cpu_dir, "*.cpp"))),
+                os.path.join(bc.HERE, "gemm_probe.cpp"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {r["isa"]: r["gflops"] for r in map(json.loads, out.splitlines())}
 
 
-def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int], rf: Dict,
-                     probe: Dict[str, float], isa: str) -> List[Dict]:
+def evaluate_targets(
+    res: Dict, shapes: List[Shape], threads: List[int], rf: Dict, probe: Dict[str, float], isa: str
+) -> List[Dict]:
     """Issue 4's pointwise targets; ratio = torch / ours, 1 thread."""
     if 1 not in threads:
         return []
@@ -141,38 +156,56 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int], rf: Dic
             rows.append(bc.ratio_target(what, ratios, 1.0))
     if isa in probe:
         pct = 100 * probe[isa] / rf["peak_gflops"][1]
-        rows.append({
-            "target": "microkernel >= 80% of the measured FMA peak",
-            "got": f"{pct:.0f}% of peak: {probe[isa]:.1f} GFLOP/s, {isa} GEMM tile in isolation "
-                   f"(benchmarks/gemm_probe.cpp, 96x256x256 L2-resident block, 1 thread)",
-            "met": pct >= 80.0,
-            "misses": [],
-        })
+        rows.append(
+            {
+                "target": "microkernel >= 80% of the measured FMA peak",
+                "got": f"{pct:.0f}% of peak: {probe[isa]:.1f} GFLOP/s, {isa} GEMM tile in isolation "
+                f"(benchmarks/gemm_probe.cpp, 96x256x256 L2-resident block, 1 thread)",
+                "met": pct >= 80.0,
+                "misses": [],
+            }
+        )
     if PEAK_SHAPE in shapes:
         for fmt in FMT_NAME:
             pct = R[PEAK_SHAPE][("fwd", fmt)]["ours"]["pct_peak"]
-            rows.append({
-                "target": f"the whole op near the FMA peak on the larger shapes: forward "
-                          f"{FMT_NAME[fmt]} on {shape_str(PEAK_SHAPE)} >= 80% of peak",
-                "got": f"{pct:.0f}% of peak (the whole pointwise_conv2d call: packing, edges "
-                       f"and memory traffic included)",
-                "met": pct >= 80.0,
-                "misses": [],
-            })
+            rows.append(
+                {
+                    "target": f"the whole op near the FMA peak on the larger shapes: forward "
+                    f"{FMT_NAME[fmt]} on {shape_str(PEAK_SHAPE)} >= 80% of peak",
+                    "got": f"{pct:.0f}% of peak (the whole pointwise_conv2d call: packing, edges "
+                    f"and memory traffic included)",
+                    "met": pct >= 80.0,
+                    "misses": [],
+                }
+            )
     return rows
 
 
 # ----------------------------------------------------------------------------- output
 
 
-def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List[int],
-             targets: List[Dict], chart_name: Optional[str]) -> str:
-    L = bc.header_lines(meta, "Pointwise (1x1) conv2d: sepconv_ext vs torch native (CPU, float32)",
-                        "F.conv2d with a 1x1 weight", "N as in each shape", "ours/torch")
+def markdown(
+    meta: Dict,
+    rf: Dict,
+    res: Dict,
+    shapes: List[Shape],
+    threads: List[int],
+    targets: List[Dict],
+    chart_name: Optional[str],
+) -> str:
+    L = bc.header_lines(
+        meta,
+        "Pointwise (1x1) conv2d: sepconv_ext vs torch native (CPU, float32)",
+        "F.conv2d with a 1x1 weight",
+        "N as in each shape",
+        "ours/torch",
+    )
     L += bc.roofline_lines(rf)
-    L.append("Counting: flop = 2 x MACs (fwd: N*Cin*Cout*H*W MACs; fwd+bwd: 3x that; bias not counted). "
-             "Bytes (compulsory, float32): fwd = x + y + w + b; fwd+bwd = fwd + gy + x + gx + w + gw + gb. "
-             "'% peak' = GFLOP/s / FMA peak at the same thread count.\n")
+    L.append(
+        "Counting: flop = 2 x MACs (fwd: N*Cin*Cout*H*W MACs; fwd+bwd: 3x that; bias not counted). "
+        "Bytes (compulsory, float32): fwd = x + y + w + b; fwd+bwd = fwd + gy + x + gx + w + gw + gb. "
+        "'% peak' = GFLOP/s / FMA peak at the same thread count.\n"
+    )
     L += bc.targets_lines(targets, "Targets (issue 4; 1 thread, ratio = torch time / our time)")
     if chart_name:
         L.append(f"![torch/ours ratios]({chart_name})\n")
@@ -180,9 +213,11 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
     for t in threads:
         for cat in CATS:
             L.append(f"## {CAT_NAME[cat]}, {t} thread{'s' if t > 1 else ''}\n")
-            L.append("| (Cin, Cout, H=W, N) | ours ms | torch ms | torch/ours | ours GFLOP/s | ours GB/s | "
-                     "ours % peak | ours % roof | ours % L3 roof | torch GFLOP/s | torch GB/s | torch % peak | "
-                     "torch % roof | bound GFLOP/s | flop/B | timing (ours; torch) | others' CPU | check |")
+            L.append(
+                "| (Cin, Cout, H=W, N) | ours ms | torch ms | torch/ours | ours GFLOP/s | ours GB/s | "
+                "ours % peak | ours % roof | ours % L3 roof | torch GFLOP/s | torch GB/s | torch % peak | "
+                "torch % roof | bound GFLOP/s | flop/B | timing (ours; torch) | others' CPU | check |"
+            )
             L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for sh in shapes:
                 d = res[t][sh][cat]
@@ -218,8 +253,10 @@ def main(argv=None) -> int:
         res[t] = {}
         peak = rf["peak_gflops"].get(t, float("nan"))
         print(f"\n=== {t} thread(s): peak {peak:.1f} GFLOP/s, DRAM {rf['bw_gbs'].get(t, float('nan')):.1f} GB/s")
-        print(f"{'shape':<16} {'case':<16} {'ours ms':>9} {'torch ms':>9} {'t/o':>7} "
-              f"{'ours GF/s':>9} {'GB/s':>6} {'%peak':>6} {'%roof':>6} {'torch GF/s':>10} {'%roof':>6}")
+        print(
+            f"{'shape':<16} {'case':<16} {'ours ms':>9} {'torch ms':>9} {'t/o':>7} "
+            f"{'ours GF/s':>9} {'GB/s':>6} {'%peak':>6} {'%roof':>6} {'torch GF/s':>10} {'%roof':>6}"
+        )
         for sh in shapes:
             res[t][sh] = {}
             for cat in CATS:
@@ -233,17 +270,19 @@ def main(argv=None) -> int:
                 res[t][sh][cat] = d
                 o, tt = d["ours"], d["torch"]
                 flag = bc.slow_flag(d)
-                print(f"{shape_str(sh):<16} {cat[0] + ' ' + cat[1]:<16} {o['median_s'] * 1e3:9.2f} "
-                      f"{tt['median_s'] * 1e3:9.2f} {d['ratio']:6.2f}x {o['gflops']:9.1f} {o['gbs']:6.1f} "
-                      f"{o['pct_peak']:5.0f}% {o['pct_roof']:5.0f}% {tt['gflops']:10.1f} {tt['pct_roof']:5.0f}%"
-                      f"{flag}", flush=True)
+                print(
+                    f"{shape_str(sh):<16} {cat[0] + ' ' + cat[1]:<16} {o['median_s'] * 1e3:9.2f} "
+                    f"{tt['median_s'] * 1e3:9.2f} {d['ratio']:6.2f}x {o['gflops']:9.1f} {o['gbs']:6.1f} "
+                    f"{o['pct_peak']:5.0f}% {o['pct_roof']:5.0f}% {tt['gflops']:10.1f} {tt['pct_roof']:5.0f}%"
+                    f"{flag}",
+                    flush=True,
+                )
         torch.set_num_threads(max(threads))
         bc.others_cores(meta, t, [res[t][sh][cat]["load"] for sh in shapes for cat in CATS])
 
     probe = {} if args.no_roofline else microkernel_probe()
     if probe:
-        print("GEMM tile in isolation (1 thread): " +
-              ", ".join(f"{isa} {gf:.1f} GFLOP/s" for isa, gf in probe.items()))
+        print("GEMM tile in isolation (1 thread): " + ", ".join(f"{isa} {gf:.1f} GFLOP/s" for isa, gf in probe.items()))
     meta["gemm_probe_gflops"] = probe
     targets = evaluate_targets(res, shapes, threads, rf, probe, meta.get("isa", ""))
     bc.finish_run(meta)
@@ -251,16 +290,24 @@ def main(argv=None) -> int:
 
     md_path = bc.results_path(args.out, "pointwise", meta)
     bc.write_results(
-        md_path, lambda chart_name: markdown(meta, rf, res, shapes, threads, targets, chart_name),
+        md_path,
+        lambda chart_name: markdown(meta, rf, res, shapes, threads, targets, chart_name),
         {
-            "meta": meta, "roofline": roofline.to_jsonable(rf), "targets": targets,
+            "meta": meta,
+            "roofline": roofline.to_jsonable(rf),
+            "targets": targets,
             "results": [
                 {"threads": t, "shape": list(sh), "direction": cat[0], "format": cat[1], **res[t][sh][cat]}
-                for t in threads for sh in shapes for cat in CATS
+                for t in threads
+                for sh in shapes
+                for cat in CATS
             ],
         },
-        bc.cats_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, "per shape"),
-        meta["elapsed_s"])
+        bc.cats_panels(res, shapes, threads),
+        [shape_str(sh) for sh in shapes],
+        bc.chart_title(meta, "per shape"),
+        meta["elapsed_s"],
+    )
     return 0
 
 

@@ -37,9 +37,11 @@ from bench_common import DIR_NAME, FMT_NAME, geomean, shape_str  # noqa: E402
 
 Shape = Tuple[int, int, int, int]  # (Cin, Cout, H=W, stride)
 
+# fmt: off
 SHAPES: List[Shape] = [
     (32, 16, 112, 1), (144, 24, 56, 1), (192, 64, 28, 2), (384, 96, 14, 1), (960, 320, 7, 1),
 ]
+# fmt: on
 BATCH = 8
 IMPLS = ("ours", "ours-keep", "torch")
 DIRS = ("fwd", "fwdbwd")
@@ -85,7 +87,7 @@ def tensors(shape: Shape, batch: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, cin, h, h, generator=g)
     dw_w = torch.randn(cin, 1, 3, 3, generator=g) / 3
-    pw_w = torch.randn(cout, cin, 1, 1, generator=g) / cin ** 0.5
+    pw_w = torch.randn(cout, cin, 1, 1, generator=g) / cin**0.5
     dw_b = torch.randn(cin, generator=g)
     pw_b = torch.randn(cout, generator=g)
     ho = out_size(h, s)
@@ -99,9 +101,9 @@ def impls(sc, shape: Shape) -> Dict:
     return {
         "ours": lambda x, dw_w, pw_w, dw_b, pw_b: sc.separable_conv2d(x, dw_w, pw_w, dw_b, pw_b, s, 1),
         "ours-keep": lambda x, dw_w, pw_w, dw_b, pw_b: sc.pointwise_conv2d(
-            sc.depthwise_conv2d(x, dw_w, dw_b, s, 1), pw_w, pw_b),
-        "torch": lambda x, dw_w, pw_w, dw_b, pw_b: F.conv2d(
-            F.conv2d(x, dw_w, dw_b, s, 1, 1, cin), pw_w, pw_b),
+            sc.depthwise_conv2d(x, dw_w, dw_b, s, 1), pw_w, pw_b
+        ),
+        "torch": lambda x, dw_w, pw_w, dw_b, pw_b: F.conv2d(F.conv2d(x, dw_w, dw_b, s, 1, 1, cin), pw_w, pw_b),
     }
 
 
@@ -121,7 +123,8 @@ def make_case(sc, shape: Shape, direction: str) -> Dict:
     for impl, f in impls(sc, shape).items():
         for fmt in FMT_NAME:
             fns[key(impl, fmt)] = lambda f=f, x=xs[fmt], gy=gys[fmt]: torch.autograd.grad(
-                f(x, *params), (x, *params), gy)
+                f(x, *params), (x, *params), gy
+            )
     return fns
 
 
@@ -158,9 +161,14 @@ def evaluate_targets(res: Dict, shapes: List[Shape], threads: List[int]) -> List
     """Issue 4's separable targets; ratio = torch's faster format / our faster format, 1 thread."""
     if 1 not in threads:
         return []
-    return [bc.ratio_target(f"separable {DIR_NAME[direction]} vs torch's two convs (each side's faster "
-                            f"format per shape)", {sh: res[1][sh][direction]["ratio"] for sh in shapes}, gm)
-            for direction, gm in (("fwd", 1.5), ("fwdbwd", 2.0))]
+    return [
+        bc.ratio_target(
+            f"separable {DIR_NAME[direction]} vs torch's two convs (each side's faster format per shape)",
+            {sh: res[1][sh][direction]["ratio"] for sh in shapes},
+            gm,
+        )
+        for direction, gm in (("fwd", 1.5), ("fwdbwd", 2.0))
+    ]
 
 
 def keep_lines(res: Dict, shapes: List[Shape], t: int) -> List[str]:
@@ -168,32 +176,52 @@ def keep_lines(res: Dict, shapes: List[Shape], t: int) -> List[str]:
     lines = []
     for fmt in FMT_NAME:
         r = [res[t][sh]["fwdbwd"][f"keep/ours {fmt}"] for sh in shapes]
-        lines.append(f"{FMT_NAME[fmt]}: " + ", ".join(f"{shape_str(sh)} {v:.2f}x" for sh, v in zip(shapes, r))
-                     + f"; geomean {geomean(r):.2f}x")
+        lines.append(
+            f"{FMT_NAME[fmt]}: "
+            + ", ".join(f"{shape_str(sh)} {v:.2f}x" for sh, v in zip(shapes, r))
+            + f"; geomean {geomean(r):.2f}x"
+        )
     return lines
 
 
 # ----------------------------------------------------------------------------- output
 
 
-def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List[int],
-             targets: List[Dict], chart_name: Optional[str]) -> str:
-    L = bc.header_lines(meta, "Separable conv2d (depthwise 3x3 + pointwise): sepconv_ext vs torch native "
-                        "(CPU, float32)", "two F.conv2d: groups=Cin 3x3, then 1x1",
-                        f"N={BATCH}, depthwise 3x3 padding 1", "ours/ours-keep/torch x NCHW/channels_last")
+def markdown(
+    meta: Dict,
+    rf: Dict,
+    res: Dict,
+    shapes: List[Shape],
+    threads: List[int],
+    targets: List[Dict],
+    chart_name: Optional[str],
+) -> str:
+    L = bc.header_lines(
+        meta,
+        "Separable conv2d (depthwise 3x3 + pointwise): sepconv_ext vs torch native (CPU, float32)",
+        "two F.conv2d: groups=Cin 3x3, then 1x1",
+        f"N={BATCH}, depthwise 3x3 padding 1",
+        "ours/ours-keep/torch x NCHW/channels_last",
+    )
     L += bc.roofline_lines(rf)
-    L.append("Counting: flop = 2 x MACs (fwd: depthwise N*Cin*Ho*Wo*9 + pointwise N*Cin*Cout*Ho*Wo MACs; "
-             "fwd+bwd: 3x that, ours' recomputed depthwise not counted; biases not counted). Bytes "
-             "(compulsory, float32): fwd = x + y + weights + biases (no intermediate); fwd+bwd = fwd + gy + "
-             "x + gx + weights + their grads.\n")
-    L.append("Implementations: **ours** = `separable_conv2d` (one op: fused forward, fused backward that "
-             "recomputes the depthwise output band by band); **ours-keep** = `pointwise_conv2d(depthwise_conv2d(...))` (two ops, the intermediate "
-             "kept for backward); **torch** = two `F.conv2d`. Each is timed in NCHW and channels_last; "
-             "'best' = the faster format of each side per shape.\n")
+    L.append(
+        "Counting: flop = 2 x MACs (fwd: depthwise N*Cin*Ho*Wo*9 + pointwise N*Cin*Cout*Ho*Wo MACs; "
+        "fwd+bwd: 3x that, ours' recomputed depthwise not counted; biases not counted). Bytes "
+        "(compulsory, float32): fwd = x + y + weights + biases (no intermediate); fwd+bwd = fwd + gy + "
+        "x + gx + weights + their grads.\n"
+    )
+    L.append(
+        "Implementations: **ours** = `separable_conv2d` (one op: fused forward, fused backward that "
+        "recomputes the depthwise output band by band); **ours-keep** = `pointwise_conv2d(depthwise_conv2d(...))` (two ops, the intermediate "
+        "kept for backward); **torch** = two `F.conv2d`. Each is timed in NCHW and channels_last; "
+        "'best' = the faster format of each side per shape.\n"
+    )
     L += bc.targets_lines(targets, "Targets (issue 4; 1 thread, ratio = torch's best time / our best time)")
     if 1 in threads:
-        L.append("## Recompute vs keep (1 thread, forward+backward, ours-keep time / ours time; > 1: "
-                 "recomputing is faster)\n")
+        L.append(
+            "## Recompute vs keep (1 thread, forward+backward, ours-keep time / ours time; > 1: "
+            "recomputing is faster)\n"
+        )
         L += [f"- {line}" for line in keep_lines(res, shapes, 1)] + [""]
     if chart_name:
         L.append(f"![ratios]({chart_name})\n")
@@ -201,9 +229,11 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
     for t in threads:
         for direction in DIRS:
             L.append(f"## {DIR_NAME[direction]}, {t} thread{'s' if t > 1 else ''}\n")
-            L.append("| (Cin, Cout, H=W, s) | format | ours ms | ours-keep ms | torch ms | torch/ours | "
-                     "ours-keep/ours | ours GFLOP/s | ours GB/s | ours % roof | ours % L3 roof | torch GFLOP/s | "
-                     "bound GFLOP/s | flop/B | timing (ours; ours-keep; torch) | others' CPU | check |")
+            L.append(
+                "| (Cin, Cout, H=W, s) | format | ours ms | ours-keep ms | torch ms | torch/ours | "
+                "ours-keep/ours | ours GFLOP/s | ours GB/s | ours % roof | ours % L3 roof | torch GFLOP/s | "
+                "bound GFLOP/s | flop/B | timing (ours; ours-keep; torch) | others' CPU | check |"
+            )
             L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for sh in shapes:
                 d = res[t][sh][direction]
@@ -214,8 +244,8 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
                         f"{bc.fmt_ms(k['median_s'])} | {bc.fmt_ms(tt['median_s'])} | {d[f'torch/ours {fmt}']:.2f}x | "
                         f"{d[f'keep/ours {fmt}']:.2f}x | {o['gflops']:.1f} | {o['gbs']:.1f} | {o['pct_roof']:.0f}% | "
                         f"{o['pct_roof_l3']:.0f}% | {tt['gflops']:.1f} | {d['bound_gflops']:.1f} | "
-                        f"{d['flop_per_byte']:.2f} | " + "; ".join(
-                            f"{m['mode']}, ±{m['spread'] * 50:.0f}%" for m in (o, k, tt))
+                        f"{d['flop_per_byte']:.2f} | "
+                        + "; ".join(f"{m['mode']}, ±{m['spread'] * 50:.0f}%" for m in (o, k, tt))
                         + f" | {d['load']['others']:.2f} | {d.get('check ' + fmt, '-')} |"
                     )
             L.append("\nBest format per shape (the targets' ratio):\n")
@@ -224,11 +254,12 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
             for sh in shapes:
                 d = res[t][sh][direction]
                 (of, os_), (tf, ts) = best(d, "ours"), best(d, "torch")
-                L.append(f"| {shape_str(sh)} | {bc.fmt_ms(os_)} ms ({FMT_NAME[of]}) | "
-                         f"{bc.fmt_ms(ts)} ms ({FMT_NAME[tf]}) | {d['ratio']:.2f}x |")
+                L.append(
+                    f"| {shape_str(sh)} | {bc.fmt_ms(os_)} ms ({FMT_NAME[of]}) | "
+                    f"{bc.fmt_ms(ts)} ms ({FMT_NAME[tf]}) | {d['ratio']:.2f}x |"
+                )
             rs = [res[t][sh][direction]["ratio"] for sh in shapes]
-            L.append(f"\ngeomean torch best / ours best {geomean(rs):.2f}x, min {min(rs):.2f}x, "
-                     f"max {max(rs):.2f}x\n")
+            L.append(f"\ngeomean torch best / ours best {geomean(rs):.2f}x, min {min(rs):.2f}x, max {max(rs):.2f}x\n")
     L.append(bc.timing_footnote("the worse of ours and ours-keep"))
     return "\n".join(L).replace("±nan%", "single sample")
 
@@ -236,11 +267,11 @@ def markdown(meta: Dict, rf: Dict, res: Dict, shapes: List[Shape], threads: List
 def chart_panels(res: Dict, shapes: List[Shape], threads: List[int]) -> bc.Panels:
     panels = []
     for t in threads:
-        series = {f"{DIR_NAME[d]}: torch best / ours best": [res[t][sh][d]["ratio"] for sh in shapes]
-                  for d in DIRS}
+        series = {f"{DIR_NAME[d]}: torch best / ours best": [res[t][sh][d]["ratio"] for sh in shapes] for d in DIRS}
         for fmt in FMT_NAME:
             series[f"forward+backward: ours-keep / ours, {FMT_NAME[fmt]}"] = [
-                res[t][sh]["fwdbwd"][f"keep/ours {fmt}"] for sh in shapes]
+                res[t][sh]["fwdbwd"][f"keep/ours {fmt}"] for sh in shapes
+            ]
         panels.append((f"{t} thread{'s' if t > 1 else ''}  (> 1: ours faster)", series))
     return panels
 
@@ -259,10 +290,14 @@ def main(argv=None) -> int:
     res: Dict[int, Dict] = {}
     for t in threads:
         res[t] = {}
-        print(f"\n=== {t} thread(s): peak {rf['peak_gflops'].get(t, float('nan')):.1f} GFLOP/s, "
-              f"DRAM {rf['bw_gbs'].get(t, float('nan')):.1f} GB/s")
-        print(f"{'shape':<18} {'case':<11} {'ours ms':>9} {'keep ms':>9} {'torch ms':>9} {'t/o':>7} "
-              f"{'keep/o':>7} {'ours GF/s':>9} {'%roof':>6}")
+        print(
+            f"\n=== {t} thread(s): peak {rf['peak_gflops'].get(t, float('nan')):.1f} GFLOP/s, "
+            f"DRAM {rf['bw_gbs'].get(t, float('nan')):.1f} GB/s"
+        )
+        print(
+            f"{'shape':<18} {'case':<11} {'ours ms':>9} {'keep ms':>9} {'torch ms':>9} {'t/o':>7} "
+            f"{'keep/o':>7} {'ours GF/s':>9} {'%roof':>6}"
+        )
         for sh in shapes:
             res[t][sh] = {}
             for direction in DIRS:
@@ -275,13 +310,18 @@ def main(argv=None) -> int:
                 res[t][sh][direction] = d
                 for fmt in FMT_NAME:
                     o, k, tt = (d[key(i, fmt)] for i in IMPLS)
-                    print(f"{shape_str(sh):<18} {direction + ' ' + fmt:<11} {o['median_s'] * 1e3:9.2f} "
-                          f"{k['median_s'] * 1e3:9.2f} {tt['median_s'] * 1e3:9.2f} {d[f'torch/ours {fmt}']:6.2f}x "
-                          f"{d[f'keep/ours {fmt}']:6.2f}x {o['gflops']:9.1f} {o['pct_roof']:5.0f}%")
+                    print(
+                        f"{shape_str(sh):<18} {direction + ' ' + fmt:<11} {o['median_s'] * 1e3:9.2f} "
+                        f"{k['median_s'] * 1e3:9.2f} {tt['median_s'] * 1e3:9.2f} {d[f'torch/ours {fmt}']:6.2f}x "
+                        f"{d[f'keep/ours {fmt}']:6.2f}x {o['gflops']:9.1f} {o['pct_roof']:5.0f}%"
+                    )
                 (of, os_), (tf, ts) = best(d, "ours"), best(d, "torch")
                 flag = bc.slow_flag(d)
-                print(f"{shape_str(sh):<18} {direction + ' best':<11} ours {os_ * 1e3:.2f} ms ({of}), torch "
-                      f"{ts * 1e3:.2f} ms ({tf}): torch best / ours best {d['ratio']:.2f}x{flag}", flush=True)
+                print(
+                    f"{shape_str(sh):<18} {direction + ' best':<11} ours {os_ * 1e3:.2f} ms ({of}), torch "
+                    f"{ts * 1e3:.2f} ms ({tf}): torch best / ours best {d['ratio']:.2f}x{flag}",
+                    flush=True,
+                )
         torch.set_num_threads(max(threads))
         bc.others_cores(meta, t, [res[t][sh][d]["load"] for sh in shapes for d in DIRS])
 
@@ -295,16 +335,25 @@ def main(argv=None) -> int:
 
     md_path = bc.results_path(args.out, "separable", meta)
     bc.write_results(
-        md_path, lambda chart_name: markdown(meta, rf, res, shapes, threads, targets, chart_name),
+        md_path,
+        lambda chart_name: markdown(meta, rf, res, shapes, threads, targets, chart_name),
         {
-            "meta": meta, "roofline": roofline.to_jsonable(rf), "targets": targets,
+            "meta": meta,
+            "roofline": roofline.to_jsonable(rf),
+            "targets": targets,
             "results": [
                 {"threads": t, "shape": list(sh), "direction": d, **res[t][sh][d]}
-                for t in threads for sh in shapes for d in DIRS
+                for t in threads
+                for sh in shapes
+                for d in DIRS
             ],
         },
-        chart_panels(res, shapes, threads), [shape_str(sh) for sh in shapes], bc.chart_title(meta, BATCH),
-        meta["elapsed_s"], ylabel="other time / our time (log)")
+        chart_panels(res, shapes, threads),
+        [shape_str(sh) for sh in shapes],
+        bc.chart_title(meta, BATCH),
+        meta["elapsed_s"],
+        ylabel="other time / our time (log)",
+    )
     return 0
 
 

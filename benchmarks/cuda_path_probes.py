@@ -13,6 +13,7 @@ tables; they decide which path each dispatcher should prefer.
 
     python benchmarks/cuda_path_probes.py [--reps 10]
 """
+
 import argparse
 import os
 import sys
@@ -20,7 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_cuda import DW_SHAPES, N, PW_SHAPES, SEP_SHAPES, Timer  # noqa: E402
+from bench_cuda import DW_SHAPES, PW_SHAPES, SEP_SHAPES, N, Timer  # noqa: E402
 
 import sepconv_ext as sc  # noqa: E402
 
@@ -50,18 +51,23 @@ def weight_grad_layouts(timer, reps):
             b = ops._depthwise_conv2d_backward_weight(gy.contiguous(), x.contiguous(), *geo).double()
             err = ((a - b).norm() / b.norm()).item()
             t_in, t_nchw = timer.interleaved([in_place, via_nchw], reps)
-            print(f"| {str(dtype)[6:]} | C{C} {HW}x{HW} k{k} s{s} | {t_in:.3f} | {t_nchw:.3f} | "
-                  f"{t_nchw / t_in:.2f} (rel diff {err:.1e}) |", flush=True)
+            print(
+                f"| {str(dtype)[6:]} | C{C} {HW}x{HW} k{k} s{s} | {t_in:.3f} | {t_nchw:.3f} | "
+                f"{t_nchw / t_in:.2f} (rel diff {err:.1e}) |",
+                flush=True,
+            )
 
 
 def forced(var, value, fn):
     """fn run with the environment variable `var` (read by the op on every call) set to value."""
+
     def run():
         os.environ[var] = value
         try:
             fn()
         finally:
             del os.environ[var]
+
     return run
 
 
@@ -91,8 +97,11 @@ def pointwise_paths(timer, reps, title, var, a, b, labels, make_fn):
             x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
             ta, tb, err = both_paths(timer, reps, var, a, b, make_fn(x, Cout, fmt))
             layout = "cl" if fmt == torch.channels_last else "nchw"
-            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {ta:.3f} | {tb:.3f} | "
-                  f"{ta / tb:.2f} (rel diff {err:.1e}) |", flush=True)
+            print(
+                f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} | {ta:.3f} | {tb:.3f} | "
+                f"{ta / tb:.2f} (rel diff {err:.1e}) |",
+                flush=True,
+            )
 
 
 def pointwise_forward_call(x, cout, fmt):
@@ -114,14 +123,22 @@ def separable_fused_vs_composition(timer, reps):
         for Cin, Cout, HW, s in SEP_SHAPES:
             x = torch.randn(N, Cin, HW, HW, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
             dw = torch.randn(Cin, 1, 3, 3, device="cuda", dtype=dtype) / 3
-            pw = torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin ** 0.5
+            pw = torch.randn(Cout, Cin, 1, 1, device="cuda", dtype=dtype) / Cin**0.5
             pb = torch.randn(Cout, device="cuda", dtype=dtype)
             t_fused, t_comp, err = both_paths(
-                timer, reps, "SEPCONV_CUDA_SEPARABLE", "fused", "composed",
-                lambda: sc.separable_conv2d(x, dw, pw, None, pb, stride=s, padding=1))
+                timer,
+                reps,
+                "SEPCONV_CUDA_SEPARABLE",
+                "fused",
+                "composed",
+                lambda: sc.separable_conv2d(x, dw, pw, None, pb, stride=s, padding=1),
+            )
             layout = "cl" if fmt == torch.channels_last else "nchw"
-            print(f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} s{s} | {t_fused:.3f} | {t_comp:.3f} | "
-                  f"{t_comp / t_fused:.2f} (rel diff {err:.1e}) |", flush=True)
+            print(
+                f"| {str(dtype)[6:]} | {layout} | {Cin}->{Cout} {HW}x{HW} s{s} | {t_fused:.3f} | {t_comp:.3f} | "
+                f"{t_comp / t_fused:.2f} (rel diff {err:.1e}) |",
+                flush=True,
+            )
 
 
 def main():
@@ -130,10 +147,26 @@ def main():
     args = ap.parse_args()
     timer = Timer()
     weight_grad_layouts(timer, args.reps)
-    pointwise_paths(timer, args.reps, "pointwise forward", "SEPCONV_CUDA_POINTWISE", "rows", "gemm",
-                    ("rows kernel", "tiled GEMM"), pointwise_forward_call)
-    pointwise_paths(timer, args.reps, "pointwise weight gradient", "SEPCONV_CUDA_POINTWISE_WGRAD",
-                    "tiles", "gemm", ("FMA tiles", "GEMM on GY^T"), pointwise_weight_gradient_call)
+    pointwise_paths(
+        timer,
+        args.reps,
+        "pointwise forward",
+        "SEPCONV_CUDA_POINTWISE",
+        "rows",
+        "gemm",
+        ("rows kernel", "tiled GEMM"),
+        pointwise_forward_call,
+    )
+    pointwise_paths(
+        timer,
+        args.reps,
+        "pointwise weight gradient",
+        "SEPCONV_CUDA_POINTWISE_WGRAD",
+        "tiles",
+        "gemm",
+        ("FMA tiles", "GEMM on GY^T"),
+        pointwise_weight_gradient_call,
+    )
     separable_fused_vs_composition(timer, args.reps)
 
 

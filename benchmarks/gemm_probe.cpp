@@ -23,7 +23,8 @@ int main() {
     for (int rep = 0; rep < 300; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < 10; ++i) kernels.gemm(g, a.data(), b.data(), c.data(), nullptr, nullptr);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 10;
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 10;
       best = std::min(best, s);
     }
     std::printf("{\"isa\": \"%s\", \"m\": %ld, \"n\": %ld, \"k\": %ld, \"gflops\": %.2f}\n",

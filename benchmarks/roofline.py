@@ -219,9 +219,7 @@ def _run_probe(quick: bool) -> List[dict]:
     try:
         exe = _compile_probe(tmp)
         env = dict(os.environ, OMP_PROC_BIND="spread", OMP_WAIT_POLICY="active")
-        out = subprocess.run(
-            [exe, str(reps), str(scale)], check=True, capture_output=True, text=True, env=env
-        ).stdout
+        out = subprocess.run([exe, str(reps), str(scale)], check=True, capture_output=True, text=True, env=env).stdout
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -241,8 +239,7 @@ def _torch_fallback(quick: bool) -> List[dict]:
             t0 = time.perf_counter()
             torch.mm(a, a)
             secs.append(time.perf_counter() - t0)
-        rows.append(dict(test="fma", level="core", threads=threads, work=2 * 1024**3,
-                         unit="flop", secs=secs[1:]))
+        rows.append(dict(test="fma", level="core", threads=threads, work=2 * 1024**3, unit="flop", secs=secs[1:]))
         for level, n in (("dram", 16 << 20), ("l2", 48 << 10)):
             src, dst = torch.ones(n), torch.empty(n)
             inner = 1 if level == "dram" else 200
@@ -252,8 +249,9 @@ def _torch_fallback(quick: bool) -> List[dict]:
                 for _ in range(inner):
                     dst.copy_(src)
                 secs.append(time.perf_counter() - t0)
-            rows.append(dict(test="copy", level=level, threads=threads,
-                             work=8.0 * n * inner, unit="byte", secs=secs[1:]))
+            rows.append(
+                dict(test="copy", level=level, threads=threads, work=8.0 * n * inner, unit="byte", secs=secs[1:])
+            )
     return rows
 
 

@@ -50,11 +50,14 @@ pybind11::dict cpu_cache_info() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "sepconv_ext native library: registers the torch.ops.sepconv operators";
   m.def("cpu_isa", &sepconv::cpu::active_isa, "The active CPU ISA.");
-  m.def("cpu_isas", &sepconv::cpu::usable_isas, "CPU ISAs compiled in and usable here, best first.");
+  m.def("cpu_isas", &sepconv::cpu::usable_isas,
+        "CPU ISAs compiled in and usable here, best first.");
   m.def("set_cpu_isa", &sepconv::cpu::set_active_isa, pybind11::arg("name"),
         "Activate a CPU ISA; returns the previous one. ValueError if it is not usable here.");
   m.def("cuda_compiled", &cuda_compiled, "Whether the CUDA kernels were compiled in.");
   m.def("cuda_archs", &cuda_archs, "The CUDA architectures the kernels were compiled for.");
-  m.def("cpu_cache_info", &cpu_cache_info, "The CPU output cache's limit, held bytes, hits, misses.");
-  m.def("empty_cpu_cache", &sepconv::empty_output_cache, "Free the CPU output cache's held blocks.");
+  m.def("cpu_cache_info", &cpu_cache_info,
+        "The CPU output cache's limit, held bytes, hits, misses.");
+  m.def("empty_cpu_cache", &sepconv::empty_output_cache,
+        "Free the CPU output cache's held blocks.");
 }

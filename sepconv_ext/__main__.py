@@ -25,14 +25,18 @@ from sepconv_ext._timing import median_ms, network_step, time_alternating
 from sepconv_ext.models import MODELS
 
 # Distinct layer shapes of MobileNetV2 at 224x224.
+# fmt: off
 _DEPTHWISE = [  # (channels, input size, stride), 3x3 kernel, padding 1
     (32, 112, 1), (96, 112, 2), (144, 56, 1), (144, 56, 2),
     (192, 28, 1), (384, 14, 1), (576, 14, 2), (960, 7, 1),
 ]
+# fmt: on
+# fmt: off
 _POINTWISE = [  # (in channels, out channels, input size)
     (32, 16, 112), (96, 24, 56), (144, 24, 56), (192, 32, 28),
     (384, 64, 14), (576, 96, 14), (960, 160, 7), (320, 1280, 7),
 ]
+# fmt: on
 
 # float32, reductions over up to 1280 terms in another order than oneDNN's.
 _RTOL, _ATOL = 1e-4, 1e-5
@@ -53,35 +57,36 @@ def _layers(quick: bool) -> List[_Layer]:
     for c, size, stride in depthwise:
         x = torch.randn(1, c, size, size)
         w, b = torch.randn(c, 1, 3, 3) / 3, torch.randn(c)
-        layers.append(_Layer(
-            f"dw3x3 s{stride}", f"{c}x{size}x{size}",
-            lambda x=x, w=w, b=b, s=stride: sc.depthwise_conv2d(x, w, b, s, 1),
-            lambda x=x, w=w, b=b, s=stride, c=c: F.conv2d(x, w, b, s, 1, groups=c),
-        ))
+        layers.append(
+            _Layer(
+                f"dw3x3 s{stride}",
+                f"{c}x{size}x{size}",
+                lambda x=x, w=w, b=b, s=stride: sc.depthwise_conv2d(x, w, b, s, 1),
+                lambda x=x, w=w, b=b, s=stride, c=c: F.conv2d(x, w, b, s, 1, groups=c),
+            )
+        )
     for cin, cout, size in pointwise:
         x = torch.randn(1, cin, size, size)
         w, b = torch.randn(cout, cin, 1, 1) / cin**0.5, torch.randn(cout)
-        layers.append(_Layer(
-            "pw1x1", f"{cin}->{cout}x{size}x{size}",
-            lambda x=x, w=w, b=b: sc.pointwise_conv2d(x, w, b),
-            lambda x=x, w=w, b=b: F.conv2d(x, w, b),
-        ))
+        layers.append(
+            _Layer(
+                "pw1x1",
+                f"{cin}->{cout}x{size}x{size}",
+                lambda x=x, w=w, b=b: sc.pointwise_conv2d(x, w, b),
+                lambda x=x, w=w, b=b: F.conv2d(x, w, b),
+            )
+        )
     return layers
 
 
-def _time_ms(
-    fns: Tuple[Callable[[], torch.Tensor], ...], rounds: int, min_run_time: float
-) -> List[float]:
+def _time_ms(fns: Tuple[Callable[[], torch.Tensor], ...], rounds: int, min_run_time: float) -> List[float]:
     """Best median time of each function over ``rounds`` rounds, the functions taking turns.
 
     Taking turns and keeping the best round keeps a noisy, shared machine from favouring
     whichever function ran during a quiet spell.
     """
     # Timer defaults to one thread; measure with the threads the user asked for.
-    timers = [
-        benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-        for fn in fns
-    ]
+    timers = [benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()) for fn in fns]
     best = [float("inf")] * len(fns)
     for _ in range(rounds):
         for i, timer in enumerate(timers):
@@ -107,8 +112,9 @@ def _network(name: str) -> torch.nn.Module:
     try:
         import torchvision
     except Exception as e:
-        raise SystemExit(f"--model {name}: not a built-in network ({sorted(MODELS)}) and "
-                         f"torchvision does not import ({e})")
+        raise SystemExit(
+            f"--model {name}: not a built-in network ({sorted(MODELS)}) and torchvision does not import ({e})"
+        ) from e
     builder = getattr(torchvision.models, name.removeprefix("tv:"), None)
     if builder is None:
         raise SystemExit(f"--model {name}: torchvision has no such network")
@@ -124,7 +130,8 @@ def _whole_network(name: str, quick: bool) -> bool:
     original = _network(name).to(memory_format=torch.channels_last)
     converted = sc.convert(original)
     replaced = sum(type(m) is torch.nn.Conv2d for m in original.modules()) - sum(
-        type(m) is torch.nn.Conv2d for m in converted.modules())
+        type(m) is torch.nn.Conv2d for m in converted.modules()
+    )
     print(f"\nWhole network: {name}, 224x224, float32, channels_last, {replaced} layers converted")
     header = f"{'case':<22} {'max rel err':>11} {'torch ms':>9} {'ours ms':>9} {'torch/ours':>10}"
     print(header)
@@ -147,8 +154,10 @@ def _whole_network(name: str, quick: bool) -> bool:
         ratios.append(torch_ms / ours_ms)
         case = f"{'training step' if training else 'inference'} N={batch}"
         print(f"{case:<22} {error:>11.2e} {torch_ms:>9.1f} {ours_ms:>9.1f} {torch_ms / ours_ms:>10.2f}")
-    print(f"sc.convert({name}): inference {ratios[0]:.2f}x, training step {ratios[1]:.2f}x "
-          f"torch's speed on this machine ({torch.get_num_threads()} threads)")
+    print(
+        f"sc.convert({name}): inference {ratios[0]:.2f}x, training step {ratios[1]:.2f}x "
+        f"torch's speed on this machine ({torch.get_num_threads()} threads)"
+    )
     return ok
 
 
@@ -156,9 +165,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sepconv_ext", description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's default)")
     parser.add_argument("--quick", action="store_true", help="every other layer, one short timing round")
-    parser.add_argument("--model", default="mobilenet_v2",
-                        help="whole network: built-in mobilenet_v2 / mobilenet_v3_large, or a "
-                             "torchvision network name when torchvision is installed")
+    parser.add_argument(
+        "--model",
+        default="mobilenet_v2",
+        help="whole network: built-in mobilenet_v2 / mobilenet_v3_large, or a "
+        "torchvision network name when torchvision is installed",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -179,8 +191,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not torch.allclose(actual, expected, rtol=_RTOL, atol=_ATOL):
             failed.append((layer.name, layer.shape))
         torch_ms, ours_ms = _time_ms((layer.reference, layer.ours), rounds, min_run_time)
-        print(f"{layer.name:<10} {layer.shape:<16} {error:>11.2e} {torch_ms:>9.3f} {ours_ms:>9.3f} "
-              f"{torch_ms / ours_ms:>10.2f}")
+        print(
+            f"{layer.name:<10} {layer.shape:<16} {error:>11.2e} {torch_ms:>9.3f} {ours_ms:>9.3f} "
+            f"{torch_ms / ours_ms:>10.2f}"
+        )
 
     if failed:
         print(f"\nFAILED: results differ from F.conv2d beyond rtol={_RTOL}, atol={_ATOL}: {failed}")

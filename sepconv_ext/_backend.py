@@ -15,12 +15,12 @@ __all__ = ["backend_info", "cpu_cache_info", "empty_cpu_cache", "set_cpu_isa"]
 # keeps the log of each run).
 ISA_VERIFIED_ON = {
     "avx512": "AMD EPYC Zen 5 (family 26, model 2), 2026-12-04: full pytest suite (AVX-512 as "
-              "the default ISA) and the torch-free kernel tests; 2026-12-06: the kernel tests "
-              "and the extension under ASan/UBSan, 100,000 fuzz configurations; AMD EPYC Zen 4 "
-              "(family 25, model 17), 2026-12-06: the full CI run (kernel tests plain and under "
-              "ASan/UBSan, the whole pytest suite)",
+    "the default ISA) and the torch-free kernel tests; 2026-12-06: the kernel tests "
+    "and the extension under ASan/UBSan, 100,000 fuzz configurations; AMD EPYC Zen 4 "
+    "(family 25, model 17), 2026-12-06: the full CI run (kernel tests plain and under "
+    "ASan/UBSan, the whole pytest suite)",
     "avx2": "AMD EPYC Zen 3 (family 25, model 1): every CI run since 2026-11; and on the Zen 5 "
-            "and Zen 4 above, the kernel tests and the per-ISA pytest cases",
+    "and Zen 4 above, the kernel tests and the per-ISA pytest cases",
     "scalar": "every CI run, on both machines above",
     "neon": "not on hardware: kernel tests under qemu-aarch64 (user-mode emulation), every CI run",
 }

@@ -12,9 +12,11 @@ from typing import Optional
 import torch
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-REINSTALL = ("reinstall sepconv_ext so that it compiles against this torch: `pip install "
-             "--force-reinstall --no-deps --no-cache-dir <sepconv_ext sources>`, or rebuild a "
-             "checkout in place with `pip install --no-build-isolation -e .`")
+REINSTALL = (
+    "reinstall sepconv_ext so that it compiles against this torch: `pip install "
+    "--force-reinstall --no-deps --no-cache-dir <sepconv_ext sources>`, or rebuild a "
+    "checkout in place with `pip install --no-build-isolation -e .`"
+)
 
 
 def torch_release(version: str) -> str:
@@ -38,12 +40,15 @@ def check_torch(info: Optional[ModuleType]) -> None:
         return
     running = torch.__version__
     if torch_release(info.TORCH_VERSION) != torch_release(running):
-        raise ImportError(f"sepconv_ext was built against torch {info.TORCH_VERSION}, but torch "
-                          f"{running} is running: {REINSTALL}")
+        raise ImportError(
+            f"sepconv_ext was built against torch {info.TORCH_VERSION}, but torch {running} is running: {REINSTALL}"
+        )
     if info.WITH_CUDA and torch.version.cuda is None:
-        raise ImportError(f"sepconv_ext was built with CUDA kernels against torch {info.TORCH_VERSION} "
-                          f"(CUDA {info.TORCH_CUDA}), but the running torch {running} has no CUDA: "
-                          f"{REINSTALL}")
+        raise ImportError(
+            f"sepconv_ext was built with CUDA kernels against torch {info.TORCH_VERSION} "
+            f"(CUDA {info.TORCH_CUDA}), but the running torch {running} has no CUDA: "
+            f"{REINSTALL}"
+        )
 
 
 def load() -> ModuleType:
@@ -59,10 +64,13 @@ def load() -> ModuleType:
                 f"sepconv_ext at {PACKAGE_DIR} has no compiled extension (_C). If that is its "
                 "source tree, Python imported it ahead of the installed package because it runs "
                 "from the repository root: run from another directory, or build in place with "
-                "`pip install --no-build-isolation -e .`") from e
+                "`pip install --no-build-isolation -e .`"
+            ) from e
         built = f"torch {info.TORCH_VERSION}" if info is not None else "an unknown torch"
-        raise ImportError(f"sepconv_ext's compiled extension failed to load ({e}); it was built "
-                          f"against {built} and torch {torch.__version__} is running: {REINSTALL}") from e
+        raise ImportError(
+            f"sepconv_ext's compiled extension failed to load ({e}); it was built "
+            f"against {built} and torch {torch.__version__} is running: {REINSTALL}"
+        ) from e
 
 
 _C = load()

@@ -15,14 +15,17 @@ def network_step(model: nn.Module, x: Tensor, training: bool) -> Callable[[], No
     """One inference call (no_grad) or one training step (forward, backward of the output's
     sum, zero_grad) of ``model``, which must already be in the matching mode."""
     if not training:
+
         def infer() -> None:
             with torch.no_grad():
                 model(x)
+
         return infer
 
     def train() -> None:
         model(x).sum().backward()
         model.zero_grad(set_to_none=True)
+
     return train
 
 
@@ -33,7 +36,7 @@ def time_alternating(fns: Dict[str, Callable[[], None]], rounds: int, block: int
     names = list(fns)
     samples: Dict[str, List[float]] = {name: [] for name in names}
     for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
+        for name in names if r % 2 == 0 else names[::-1]:
             fns[name]()
             for _ in range(block):
                 t0 = time.perf_counter()

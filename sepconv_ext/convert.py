@@ -26,9 +26,15 @@ def _replacement(module: nn.Module) -> Optional[nn.Module]:
     if conv.groups == conv.in_channels:
         # Built on 'meta' so the throwaway initial weights cost no memory or time.
         new: nn.Module = DepthwiseConv2d(
-            conv.in_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-            depth_multiplier=conv.out_channels // conv.in_channels, bias=has_bias,
-            padding_mode=conv.padding_mode, device="meta",
+            conv.in_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            depth_multiplier=conv.out_channels // conv.in_channels,
+            bias=has_bias,
+            padding_mode=conv.padding_mode,
+            device="meta",
         )
     elif (
         conv.groups == 1

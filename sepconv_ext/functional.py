@@ -38,11 +38,7 @@ def _pair(value: IntOrPair, name: str, minimum: int) -> List[int]:
     """Return ``value`` as an [h, w] list of ints, each >= ``minimum``."""
     pair = _int_list(value)
     # The type tests matter to eager callers only, who can pass anything (1.5, True, (1, 2, 3)).
-    if (
-        len(pair) != 2
-        or not all([isinstance(v, int) and not isinstance(v, bool) for v in pair])
-        or min(pair) < minimum
-    ):
+    if len(pair) != 2 or not all([isinstance(v, int) and not isinstance(v, bool) for v in pair]) or min(pair) < minimum:
         raise ValueError(f"{name}: expected an int or a pair of ints >= {minimum}, got {value}")
     return pair
 
@@ -50,15 +46,11 @@ def _pair(value: IntOrPair, name: str, minimum: int) -> List[int]:
 def _check_padding_str(padding: str) -> str:
     """Return ``padding`` if it is 'same' or 'valid'."""
     if padding != "same" and padding != "valid":
-        raise ValueError(
-            f"padding: expected 'same', 'valid', or an int or a pair of ints >= 0, got '{padding}'"
-        )
+        raise ValueError(f"padding: expected 'same', 'valid', or an int or a pair of ints >= 0, got '{padding}'")
     return padding
 
 
-def _same_padding(
-    input_size: List[int], kernel_size: List[int], stride: List[int], dilation: List[int]
-) -> List[int]:
+def _same_padding(input_size: List[int], kernel_size: List[int], stride: List[int], dilation: List[int]) -> List[int]:
     """(top, bottom, left, right) that keep ``ceil(in / stride)`` outputs, as TensorFlow's SAME.
 
     For stride 1 this is exactly torch's ``padding='same'``, which also puts the odd extra
@@ -139,9 +131,7 @@ def depthwise_conv2d(
         memory format as ``input``.
     """
     _check_input(input)
-    stride, pads, dilation = _conv_args(
-        input.shape[-2:], _kernel_size(weight), stride, padding, dilation
-    )
+    stride, pads, dilation = _conv_args(input.shape[-2:], _kernel_size(weight), stride, padding, dilation)
     batched = input.unsqueeze(0) if input.dim() == 3 else input
     output = torch.ops.sepconv.depthwise_conv2d(batched, weight, bias, stride, pads, dilation)
     return output.squeeze(0) if input.dim() == 3 else output
@@ -182,12 +172,16 @@ def separable_conv2d(
     those two functions.
     """
     _check_input(input)
-    stride, pads, dilation = _conv_args(
-        input.shape[-2:], _kernel_size(depthwise_weight), stride, padding, dilation
-    )
+    stride, pads, dilation = _conv_args(input.shape[-2:], _kernel_size(depthwise_weight), stride, padding, dilation)
     batched = input.unsqueeze(0) if input.dim() == 3 else input
     output = torch.ops.sepconv.separable_conv2d(
-        batched, depthwise_weight, pointwise_weight, depthwise_bias, pointwise_bias,
-        stride, pads, dilation,
+        batched,
+        depthwise_weight,
+        pointwise_weight,
+        depthwise_bias,
+        pointwise_bias,
+        stride,
+        pads,
+        dilation,
     )
     return output.squeeze(0) if input.dim() == 3 else output

@@ -45,8 +45,9 @@ class ConvNormActivation(nn.Sequential):
         activation_layer: Optional[Callable[..., nn.Module]] = nn.ReLU,
     ) -> None:
         layers: List[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
-                      groups=groups, bias=False),
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False
+            ),
             norm_layer(out_channels),
         ]
         if activation_layer is not None:
@@ -97,8 +98,10 @@ class InvertedResidualV2(nn.Module):
 
 class MobileNetV2(nn.Module):
     # Table 2: expansion t, output channels c, repeats n, first stride s.
+    # fmt: off
     SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                 (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    # fmt: on
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
@@ -141,21 +144,31 @@ class InvertedResidualV3(nn.Module):
     """1x1 expand -> depthwise k x k -> (squeeze-excitation) -> 1x1 project (+ x); BN after
     each conv, ReLU or Hardswish after the first two."""
 
-    def __init__(self, in_channels: int, kernel: int, expanded: int, out_channels: int,
-                 use_se: bool, use_hs: bool, stride: int, norm_layer: Callable[[int], nn.Module]) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        kernel: int,
+        expanded: int,
+        out_channels: int,
+        use_se: bool,
+        use_hs: bool,
+        stride: int,
+        norm_layer: Callable[[int], nn.Module],
+    ) -> None:
         super().__init__()
         self.use_res_connect = stride == 1 and in_channels == out_channels
         act = nn.Hardswish if use_hs else nn.ReLU
         layers: List[nn.Module] = []
         if expanded != in_channels:
-            layers.append(ConvNormActivation(in_channels, expanded, 1, norm_layer=norm_layer,
-                                             activation_layer=act))
-        layers.append(ConvNormActivation(expanded, expanded, kernel, stride, groups=expanded,
-                                         norm_layer=norm_layer, activation_layer=act))
+            layers.append(ConvNormActivation(in_channels, expanded, 1, norm_layer=norm_layer, activation_layer=act))
+        layers.append(
+            ConvNormActivation(
+                expanded, expanded, kernel, stride, groups=expanded, norm_layer=norm_layer, activation_layer=act
+            )
+        )
         if use_se:
             layers.append(SqueezeExcitation(expanded, _make_divisible(expanded // 4)))
-        layers.append(ConvNormActivation(expanded, out_channels, 1, norm_layer=norm_layer,
-                                         activation_layer=None))
+        layers.append(ConvNormActivation(expanded, out_channels, 1, norm_layer=norm_layer, activation_layer=None))
         self.block = nn.Sequential(*layers)
         self.out_channels = out_channels
 
@@ -172,6 +185,7 @@ def _batch_norm_v3(channels: int) -> nn.BatchNorm2d:
 
 class MobileNetV3Large(nn.Module):
     # Table 1: input channels, kernel, expanded channels, output channels, SE, Hardswish, stride.
+    # fmt: off
     SETTINGS = [
         (16, 3, 16, 16, False, False, 1), (16, 3, 64, 24, False, False, 2),
         (24, 3, 72, 24, False, False, 1), (24, 5, 72, 40, True, False, 2),
@@ -182,21 +196,26 @@ class MobileNetV3Large(nn.Module):
         (112, 5, 672, 160, True, True, 2), (160, 5, 960, 160, True, True, 1),
         (160, 5, 960, 160, True, True, 1),
     ]
+    # fmt: on
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
-        layers: List[nn.Module] = [ConvNormActivation(3, 16, 3, 2, norm_layer=_batch_norm_v3,
-                                                      activation_layer=nn.Hardswish)]
+        layers: List[nn.Module] = [
+            ConvNormActivation(3, 16, 3, 2, norm_layer=_batch_norm_v3, activation_layer=nn.Hardswish)
+        ]
         for cfg in self.SETTINGS:
             layers.append(InvertedResidualV3(*cfg, norm_layer=_batch_norm_v3))
         last_in, last_out, hidden = 160, 960, 1280
-        layers.append(ConvNormActivation(last_in, last_out, 1, norm_layer=_batch_norm_v3,
-                                         activation_layer=nn.Hardswish))
+        layers.append(
+            ConvNormActivation(last_in, last_out, 1, norm_layer=_batch_norm_v3, activation_layer=nn.Hardswish)
+        )
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(
-            nn.Linear(last_out, hidden), nn.Hardswish(inplace=True),
-            nn.Dropout(p=dropout, inplace=True), nn.Linear(hidden, num_classes),
+            nn.Linear(last_out, hidden),
+            nn.Hardswish(inplace=True),
+            nn.Dropout(p=dropout, inplace=True),
+            nn.Linear(hidden, num_classes),
         )
         _init_weights(self)
 

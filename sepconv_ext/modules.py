@@ -120,12 +120,8 @@ class DepthwiseConv2d(nn.Module):
         # Two calls rather than one with a Union-typed padding: TorchScript cannot reload
         # its saved code for the latter.
         if self.padding_mode == "zeros":
-            return functional.depthwise_conv2d(
-                input, self.weight, self.bias, self.stride, self.padding, self.dilation
-            )
-        return functional.depthwise_conv2d(
-            self._pad(input), self.weight, self.bias, self.stride, 0, self.dilation
-        )
+            return functional.depthwise_conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return functional.depthwise_conv2d(self._pad(input), self.weight, self.bias, self.stride, 0, self.dilation)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -202,8 +198,16 @@ class SeparableConv2d(nn.Module):
     ) -> None:
         super().__init__()
         self.depthwise = DepthwiseConv2d(
-            in_channels, kernel_size, stride, padding, dilation, depth_multiplier,
-            bias=False, padding_mode=padding_mode, device=device, dtype=dtype,
+            in_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            depth_multiplier,
+            bias=False,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
         )
         self.pointwise = PointwiseConv2d(
             self.depthwise.out_channels, out_channels, bias=bias, device=device, dtype=dtype

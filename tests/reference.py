@@ -9,12 +9,13 @@ Padding conventions:
     the odd extra pixel at the bottom/right; stride > 1: TensorFlow SAME, output ceil(H / s)).
 F.pad takes (left, right, top, bottom), so the 4-tuple is reordered before padding.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import random
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -99,8 +100,9 @@ def ref_pointwise_conv2d(x, w, b=None):
     return F.conv2d(x, w, b)
 
 
-def ref_separable_conv2d(x, dw_w, pw_w, dw_b=None, pw_b=None, stride=1, padding: Pad = 0, dilation=1,
-                         padding_mode="zeros"):
+def ref_separable_conv2d(
+    x, dw_w, pw_w, dw_b=None, pw_b=None, stride=1, padding: Pad = 0, dilation=1, padding_mode="zeros"
+):
     y = ref_depthwise_conv2d(x, dw_w, dw_b, stride, padding, dilation, padding_mode)
     return ref_pointwise_conv2d(y, pw_w, pw_b)
 
@@ -133,7 +135,8 @@ def assert_close(got, ref, dtype=None, reduction: int = 1, what: str = ""):
         raise AssertionError(
             f"{what}: {int(bad.sum())}/{err.numel()} elements off; max err {err.max().item():.3e}, "
             f"tol {tol:.1e} x scale {scale:.3g}; first bad index {idx}: got {got64[tuple(idx)].item()!r} "
-            f"expected {ref64[tuple(idx)].item()!r}")
+            f"expected {ref64[tuple(idx)].item()!r}"
+        )
 
 
 # --------------------------------------------------------------------------- tensor factories
@@ -186,7 +189,7 @@ def make_grad(out_shape, dtype, kind, gen=None):
         return torch.randn(N, C, H, W, dtype=dtype, generator=gen).contiguous(memory_format=torch.channels_last)
     if kind == "noncontig":
         big = torch.randn(N, C, H + 2, 2 * W, dtype=dtype, generator=gen)
-        return big[:, :, 1:H + 1, ::2]
+        return big[:, :, 1 : H + 1, ::2]
     raise ValueError(kind)
 
 
@@ -216,9 +219,11 @@ class DWCase:
     @property
     def id(self):
         dt = "f64" if self.dtype == torch.float64 else "f32"
-        s = (f"n{self.N}c{self.C}m{self.M}_{self.H}x{self.W}_k{self.kH}x{self.kW}"
-             f"_s{self.stride[0]}{self.stride[1]}_d{self.dilation[0]}{self.dilation[1]}"
-             f"_p{''.join(map(str, self.padding))}_{dt}_{self.layout}")
+        s = (
+            f"n{self.N}c{self.C}m{self.M}_{self.H}x{self.W}_k{self.kH}x{self.kW}"
+            f"_s{self.stride[0]}{self.stride[1]}_d{self.dilation[0]}{self.dilation[1]}"
+            f"_p{''.join(map(str, self.padding))}_{dt}_{self.layout}"
+        )
         if self.wlayout != "contig":
             s += f"_w{self.wlayout}"
         if self.bias:
@@ -228,8 +233,10 @@ class DWCase:
     @property
     def out_hw(self):
         t, b, l, r = self.padding
-        return (out_size(self.H, self.kH, self.stride[0], self.dilation[0], t, b),
-                out_size(self.W, self.kW, self.stride[1], self.dilation[1], l, r))
+        return (
+            out_size(self.H, self.kH, self.stride[0], self.dilation[0], t, b),
+            out_size(self.W, self.kW, self.stride[1], self.dilation[1], l, r),
+        )
 
 
 def random_dw_case(rng: random.Random, seed: int, *, dtype=None, big_kernel=False) -> DWCase:
@@ -265,10 +272,24 @@ def random_dw_case(rng: random.Random, seed: int, *, dtype=None, big_kernel=Fals
         W = max(W, effW - pad[2] - pad[3], 1)
     if dtype is None:
         dtype = rng.choice([torch.float32, torch.float64])
-    return DWCase(N=N, C=C, H=H, W=W, M=M, kH=kH, kW=kW, stride=(sH, sW), padding=pad,
-                  dilation=(dH, dW), bias=rng.random() < 0.6, dtype=dtype,
-                  layout=rng.choice(LAYOUTS), wlayout=rng.choice(["contig", "contig", "slice", "transpose"]),
-                  grad=rng.choice(GRAD_KINDS), seed=seed)
+    return DWCase(
+        N=N,
+        C=C,
+        H=H,
+        W=W,
+        M=M,
+        kH=kH,
+        kW=kW,
+        stride=(sH, sW),
+        padding=pad,
+        dilation=(dH, dW),
+        bias=rng.random() < 0.6,
+        dtype=dtype,
+        layout=rng.choice(LAYOUTS),
+        wlayout=rng.choice(["contig", "contig", "slice", "transpose"]),
+        grad=rng.choice(GRAD_KINDS),
+        seed=seed,
+    )
 
 
 def random_dw_cases(n: int, seed: int, **kw):
@@ -308,17 +329,40 @@ def random_pw_cases(n: int, seed: int):
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        out.append(PWCase(N=rng.choice([1, 2, 3]), Cin=rng.choice(CHANNELS), Cout=rng.choice(CHANNELS + (64,)),
-                          H=rng.randint(1, 9), W=rng.randint(1, 9), bias=rng.random() < 0.6,
-                          dtype=rng.choice([torch.float32, torch.float64]), layout=rng.choice(LAYOUTS),
-                          weight_2d=rng.random() < 0.3, wlayout=rng.choice(["contig", "contig", "slice"]),
-                          grad=rng.choice(GRAD_KINDS), seed=seed * 100003 + i))
+        out.append(
+            PWCase(
+                N=rng.choice([1, 2, 3]),
+                Cin=rng.choice(CHANNELS),
+                Cout=rng.choice(CHANNELS + (64,)),
+                H=rng.randint(1, 9),
+                W=rng.randint(1, 9),
+                bias=rng.random() < 0.6,
+                dtype=rng.choice([torch.float32, torch.float64]),
+                layout=rng.choice(LAYOUTS),
+                weight_2d=rng.random() < 0.3,
+                wlayout=rng.choice(["contig", "contig", "slice"]),
+                grad=rng.choice(GRAD_KINDS),
+                seed=seed * 100003 + i,
+            )
+        )
     return out
 
 
 # --------------------------------------------------------------------------- generic checker
-def run_check(fn, ref_fn, inputs, *, dtype, grad_kind="contig", red_out=1, red_grads=None,
-              names=None, layout=None, gen=None, backward=True):
+def run_check(
+    fn,
+    ref_fn,
+    inputs,
+    *,
+    dtype,
+    grad_kind="contig",
+    red_out=1,
+    red_grads=None,
+    names=None,
+    layout=None,
+    gen=None,
+    backward=True,
+):
     """fn(*inputs) vs ref_fn(*float64 copies) forward and backward.
 
     inputs: list of tensors or None (absent bias). layout: 'cl' -> the output must be channels_last,
@@ -336,8 +380,9 @@ def run_check(fn, ref_fn, inputs, *, dtype, grad_kind="contig", red_out=1, red_g
     ref = ref_fn(*ref_leaves)
     assert_close(out, ref, dtype, red_out, what="output")
     if layout == "cl":
-        assert out.is_contiguous(memory_format=torch.channels_last), \
+        assert out.is_contiguous(memory_format=torch.channels_last), (
             f"channels_last input gave output with strides {out.stride()}"
+        )
     elif layout == "nchw":
         assert out.is_contiguous(), f"NCHW input gave output with strides {out.stride()}"
     for t, o, n in zip(leaves, originals, names):

@@ -1,11 +1,13 @@
 """gradcheck / gradgradcheck (float64, tiny tensors) for the three ops and the private backward ops."""
+
 import pytest
 import torch
 from torch.autograd import gradcheck as _gradcheck
 from torch.autograd import gradgradcheck as _gradgradcheck
 
-import reference as R
 import sepconv_ext as sc
+
+import reference as R
 
 ops = torch.ops.sepconv
 F64 = torch.float64
@@ -19,7 +21,9 @@ def gradgradcheck(fn, inputs, fast_mode=True):
     # fast mode (random projections): the full second-order Jacobian costs minutes here
     return _gradgradcheck(fn, inputs, fast_mode=fast_mode)
 
+
 # (name, C, M, H, W, k, stride, padding(t,b,l,r), dilation, channels_last)
+# fmt: off
 DW_CONFIGS = [
     ("basic", 3, 1, 5, 5, 3, (1, 1), (1, 1, 1, 1), (1, 1), False),
     ("channels_last", 3, 1, 5, 5, 3, (1, 1), (1, 1, 1, 1), (1, 1), True),
@@ -30,6 +34,7 @@ DW_CONFIGS = [
     ("dilation2", 3, 1, 6, 6, 3, (1, 1), (2, 2, 2, 2), (2, 2), False),
     ("dil2_stride2_cl", 2, 2, 7, 6, 2, (2, 2), (1, 0, 0, 1), (2, 1), True),
 ]
+# fmt: on
 DW_IDS = [c[0] for c in DW_CONFIGS]
 
 
@@ -70,7 +75,9 @@ def test_pointwise_gradcheck(cl, bias):
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-@pytest.mark.parametrize("cfg", [DW_CONFIGS[i] for i in (0, 1, 3, 5, 6, 7)], ids=[DW_IDS[i] for i in (0, 1, 3, 5, 6, 7)])
+@pytest.mark.parametrize(
+    "cfg", [DW_CONFIGS[i] for i in (0, 1, 3, 5, 6, 7)], ids=[DW_IDS[i] for i in (0, 1, 3, 5, 6, 7)]
+)
 def test_separable_gradcheck(cfg, bias):
     _, C, M, H, W, k, st, pad, dil, cl = cfg
     x, dw, db = _dw_tensors(C, M, H, W, k, cl, bias, N=1)
@@ -164,7 +171,7 @@ def test_double_backward_matches_reference():
     v = torch.randn_like(ref)
     for o, name in ((out, "ext"), (ref, "ref")):
         g = torch.autograd.grad((o * v).sum() ** 2, (x, w, pw, b), create_graph=True)
-        s = sum((gi ** 2).sum() for gi in g)
+        s = sum((gi**2).sum() for gi in g)
         hv = torch.autograd.grad(s, (x, w, pw, b))
         if name == "ext":
             got = hv

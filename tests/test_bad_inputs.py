@@ -4,6 +4,7 @@ The battery runs first in a child interpreter (so a segfault or abort fails a te
 killing pytest; a case that crashes the child is re-run skipped, and the in-process copy of that
 case is failed without being executed), then each case runs in-process as its own test.
 """
+
 import os
 import subprocess
 import sys
@@ -13,7 +14,6 @@ import torch
 
 import bad_cases as BC
 import reference as R
-import sepconv_ext as sc
 from conftest import TESTS_DIR, subprocess_env
 
 CHILD_TIMEOUT = 240
@@ -41,8 +41,8 @@ def child():
         if first is None:
             first = (rc, out, err)
         lines = out.splitlines()
-        began = [ln[len("BEGIN "):] for ln in lines if ln.startswith("BEGIN ")]
-        ended = {ln[len("END "):] for ln in lines if ln.startswith("END ")}
+        began = [ln[len("BEGIN ") :] for ln in lines if ln.startswith("BEGIN ")]
+        ended = {ln[len("END ") :] for ln in lines if ln.startswith("END ")}
         unfinished = [c for c in began if c not in ended]
         finished = lines and lines[-1].strip() in ("OK",) or any(ln.startswith("FAILED ") for ln in lines)
         if unfinished:
@@ -86,12 +86,21 @@ def test_half_dtypes_raise_or_are_correct(dtype):
     w = torch.randn(16, 1, 3, 3).to(dtype)
     pw = torch.randn(5, 16, 1, 1).to(dtype)
     calls = [
-        ("depthwise", lambda: torch.ops.sepconv.depthwise_conv2d(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1]),
-         lambda: R.ref_depthwise_conv2d(x.double(), w.double(), None, 1, 1)),
-        ("pointwise", lambda: torch.ops.sepconv.pointwise_conv2d(x, pw[:, :8], None),
-         lambda: R.ref_pointwise_conv2d(x.double(), pw[:, :8].double())),
-        ("separable", lambda: torch.ops.sepconv.separable_conv2d(x, w, pw, None, None, [1, 1], [1, 1, 1, 1], [1, 1]),
-         lambda: R.ref_separable_conv2d(x.double(), w.double(), pw.double(), None, None, 1, 1)),
+        (
+            "depthwise",
+            lambda: torch.ops.sepconv.depthwise_conv2d(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1]),
+            lambda: R.ref_depthwise_conv2d(x.double(), w.double(), None, 1, 1),
+        ),
+        (
+            "pointwise",
+            lambda: torch.ops.sepconv.pointwise_conv2d(x, pw[:, :8], None),
+            lambda: R.ref_pointwise_conv2d(x.double(), pw[:, :8].double()),
+        ),
+        (
+            "separable",
+            lambda: torch.ops.sepconv.separable_conv2d(x, w, pw, None, None, [1, 1], [1, 1, 1, 1], [1, 1]),
+            lambda: R.ref_separable_conv2d(x.double(), w.double(), pw.double(), None, None, 1, 1),
+        ),
     ]
     for name, fn, ref in calls:
         try:

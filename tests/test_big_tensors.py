@@ -5,6 +5,7 @@ cheap, all of it) against F.conv2d.
 Each output is 8.6 GB of float32; the tests run one at a time and only where at least 16 GiB are
 available (CI's machine has 24 GiB). `pytest -m big_tensor` runs just these.
 """
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,8 +26,7 @@ def available_bytes():
 
 pytestmark = [
     pytest.mark.big_tensor,
-    pytest.mark.skipif(available_bytes() < NEED_BYTES,
-                       reason=f"needs {NEED_BYTES >> 30} GiB of available memory"),
+    pytest.mark.skipif(available_bytes() < NEED_BYTES, reason=f"needs {NEED_BYTES >> 30} GiB of available memory"),
 ]
 
 PLANES = 2**31 // (64 * 64) + 1  # 524,289 planes of 64 x 64: 2**31 + 4096 output elements

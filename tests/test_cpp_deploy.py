@@ -21,8 +21,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = [
     pytest.mark.skipif(
         shutil.which("cmake") is None,
-        reason="cmake is not on PATH: the C++ deployment test configures and builds with CMake "
-        "(.ci/run installs it)",
+        reason="cmake is not on PATH: the C++ deployment test configures and builds with CMake (.ci/run installs it)",
     ),
     pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
 ]
@@ -36,8 +35,9 @@ AS_NEEDED = sys.platform.startswith("linux")
 def _run(cmd, what, **kwargs):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
     if proc.returncode != 0:
-        pytest.fail(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}\n"
-                    f"{proc.stdout[-6000:]}", pytrace=False)
+        pytest.fail(
+            f"{what} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}\n{proc.stdout[-6000:]}", pytrace=False
+        )
     return proc.stdout
 
 
@@ -66,9 +66,13 @@ def _clean_env(tmp_path):
 @pytest.fixture(scope="session")
 def cmake_build(tmp_path_factory):
     build = os.environ.get("SEPCONV_CMAKE_BUILD_DIR") or str(tmp_path_factory.mktemp("cmake-build"))
-    _configure(REPO_ROOT, build,
-               f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
-               "-DSEPCONV_BUILD_EXAMPLES=ON", "-DSEPCONV_BUILD_TESTS=OFF")
+    _configure(
+        REPO_ROOT,
+        build,
+        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
+        "-DSEPCONV_BUILD_EXAMPLES=ON",
+        "-DSEPCONV_BUILD_TESTS=OFF",
+    )
     _build(build, "sepconv_run")  # builds sepconv_ops with it, and nothing else
     exe = os.path.join(build, "examples", "cpp", "sepconv_run")
     assert os.access(exe, os.X_OK), exe
@@ -82,8 +86,7 @@ class Net(torch.nn.Module):
         super().__init__()
         self.sep = sc.SeparableConv2d(4, 8, 3, stride=2, padding="same", dtype=dtype)
         self.dw = sc.DepthwiseConv2d(8, 5, padding="same", depth_multiplier=2, dtype=dtype)
-        self.dw2 = sc.DepthwiseConv2d(16, (3, 2), padding=1, padding_mode="reflect", bias=False,
-                                      dtype=dtype)
+        self.dw2 = sc.DepthwiseConv2d(16, (3, 2), padding=1, padding_mode="reflect", bias=False, dtype=dtype)
         self.pw = sc.PointwiseConv2d(16, 6, dtype=dtype)
 
     def forward(self, x):
@@ -93,15 +96,17 @@ class Net(torch.nn.Module):
 def _run_cpp(exe, model, x, tmp_path):
     """Saves the scripted model and input, runs sepconv_run in a Python-free process and returns
     (output, input gradient, {parameter name: gradient}) read back with torch.load."""
-    paths = {name: str(tmp_path / f"{name}.pt")
-             for name in ("model", "input", "output", "input_grad", "param_grads")}
+    paths = {name: str(tmp_path / f"{name}.pt") for name in ("model", "input", "output", "input_grad", "param_grads")}
     torch.jit.script(model).save(paths["model"])
     torch.save(x, paths["input"])
-    _run([exe, paths["model"], paths["input"], paths["output"], paths["input_grad"],
-          paths["param_grads"]], "sepconv_run", env=_clean_env(tmp_path), cwd=str(tmp_path),
-         timeout=300)
-    return (torch.load(paths["output"]), torch.load(paths["input_grad"]),
-            dict(torch.load(paths["param_grads"])))
+    _run(
+        [exe, paths["model"], paths["input"], paths["output"], paths["input_grad"], paths["param_grads"]],
+        "sepconv_run",
+        env=_clean_env(tmp_path),
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    return (torch.load(paths["output"]), torch.load(paths["input_grad"]), dict(torch.load(paths["param_grads"])))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -143,9 +148,12 @@ def test_installed_package_config(cmake_build, tmp_path):
     loaded, from the install tree. The installed sepconv_run runs too (install RUNPATH)."""
     prefix = tmp_path / "install"
     _run(["cmake", "--install", cmake_build, "--prefix", str(prefix)], "cmake --install")
-    for rel in ("lib/cmake/SepconvExt/SepconvExtConfig.cmake",
-                "lib/cmake/SepconvExt/SepconvExtConfigVersion.cmake",
-                "lib/cmake/SepconvExt/SepconvExtTargets.cmake", "bin/sepconv_run"):
+    for rel in (
+        "lib/cmake/SepconvExt/SepconvExtConfig.cmake",
+        "lib/cmake/SepconvExt/SepconvExtConfigVersion.cmake",
+        "lib/cmake/SepconvExt/SepconvExtTargets.cmake",
+        "bin/sepconv_run",
+    ):
         assert (prefix / rel).exists(), rel
 
     project = tmp_path / "user_project"
@@ -155,7 +163,8 @@ def test_installed_package_config(cmake_build, tmp_path):
         "project(user_project LANGUAGES CXX)\n"
         "find_package(SepconvExt 0.1 REQUIRED)\n"
         "add_executable(user_app main.cpp)\n"
-        "target_link_libraries(user_app PRIVATE SepconvExt::sepconv_ops)\n")
+        "target_link_libraries(user_app PRIVATE SepconvExt::sepconv_ops)\n"
+    )
     (project / "main.cpp").write_text("int main() { return 0; }\n")
     build = str(tmp_path / "user_build")
     _configure(str(project), build, f"-DCMAKE_PREFIX_PATH={prefix}")

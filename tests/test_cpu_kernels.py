@@ -8,6 +8,7 @@ UndefinedBehaviorSanitizer: any finding fails the test. CI installs the cross to
 (pip cmeel-simde) and sets SEPCONV_REQUIRE_NEON=1, SEPCONV_REQUIRE_SIMDE=1 and
 SEPCONV_REQUIRE_SANITIZERS=1, so there no run can be skipped silently.
 """
+
 import functools
 import glob
 import os
@@ -29,10 +30,11 @@ TEST_IDS = [os.path.basename(t) for t in TESTS]
 
 # -O1 keeps the sanitizers' reports readable and the build short; halting on the first report
 # (-fno-sanitize-recover, halt_on_error) makes any finding a failed run.
-SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-            "-fno-omit-frame-pointer"]
-SANITIZER_ENV = {"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1:strict_string_checks=1",
-                 "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1:strict_string_checks=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+}
 # A sanitizer that reports exits non-zero; these lines in its output also count as a finding.
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -47,11 +49,17 @@ def host_cxx():
 def build_and_run(cxx, flags, src, exe, *, runner=(), env=None, timeout=600):
     """Compile the kernels and one test source with `flags`, run the binary (under `runner`, e.g.
     qemu), and return its stdout after checking it exited 0 with no sanitizer report."""
-    build = subprocess.run([cxx, "-std=c++17", *flags, "-I", CPU_DIR, "-o", exe, *KERNELS, src],
-                           capture_output=True, text=True)
+    build = subprocess.run(
+        [cxx, "-std=c++17", *flags, "-I", CPU_DIR, "-o", exe, *KERNELS, src], capture_output=True, text=True
+    )
     assert build.returncode == 0, build.stderr[-4000:]
-    run = subprocess.run([*runner, exe], capture_output=True, text=True, timeout=timeout,
-                         env=None if env is None else {**os.environ, **env})
+    run = subprocess.run(
+        [*runner, exe],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
     report = run.stdout[-4000:] + run.stderr[-4000:]
     assert run.returncode == 0, report
     assert not any(mark in run.stderr for mark in SANITIZER_MARKS), report
@@ -107,10 +115,16 @@ def test_neon_matches_scalar_under_qemu(src, tmp_path):
     if cxx is None or qemu is None:
         if os.environ.get("SEPCONV_REQUIRE_NEON") == "1":
             pytest.fail("SEPCONV_REQUIRE_NEON=1 but aarch64-linux-gnu-g++ or qemu-aarch64 is missing")
-        pytest.skip("NEON test needs aarch64-linux-gnu-g++ and qemu-aarch64 "
-                    "(apt-get install g++-aarch64-linux-gnu qemu-user)")
-    out = build_and_run(cxx, ["-O2", "-static"], src, str(tmp_path / "kernel_test_aarch64"),
-                        runner=(qemu, "-L", "/usr/aarch64-linux-gnu"))
+        pytest.skip(
+            "NEON test needs aarch64-linux-gnu-g++ and qemu-aarch64 (apt-get install g++-aarch64-linux-gnu qemu-user)"
+        )
+    out = build_and_run(
+        cxx,
+        ["-O2", "-static"],
+        src,
+        str(tmp_path / "kernel_test_aarch64"),
+        runner=(qemu, "-L", "/usr/aarch64-linux-gnu"),
+    )
     assert "neon " in out, out
 
 

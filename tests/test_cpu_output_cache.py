@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import sepconv_ext as sc
+
 from conftest import subprocess_env
 
 CL = torch.channels_last
@@ -30,6 +31,7 @@ needs_cache = pytest.mark.skipif(info()["limit_bytes"] == 0, reason="CPU output 
 
 # (op, input shape, weight shapes, kwargs, memory format); every output and input gradient is
 # at least 256 KiB in float32, so all of them come from the cache.
+# fmt: off
 CASES = [
     ("pointwise", (2, 24, 48, 48), [(40, 24, 1, 1)], {}, torch.contiguous_format),
     ("pointwise", (2, 24, 48, 48), [(40, 24, 1, 1)], {}, CL),
@@ -42,6 +44,7 @@ CASES = [
     ("separable", (2, 24, 48, 48), [(24, 1, 3, 3), (40, 24)], dict(padding=1), torch.contiguous_format),
     ("separable", (2, 24, 48, 48), [(24, 1, 3, 3), (40, 24)], dict(padding=1), CL),
 ]
+# fmt: on
 
 
 def run(op, x, ws, kw):
@@ -164,13 +167,20 @@ def run_child(code, env_value):
     env["SEPCONV_CPU_CACHE_MB"] = env_value
     # Not from the repository root: `python -c` puts the working directory first on sys.path,
     # where the source tree (without _C when the package is installed) would shadow the package.
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_limit_evicts_the_longest_held_blocks():
     # 4 MiB limit; outputs of 3 MiB (A), 1.5 MiB (B) and 6 MiB (C, above the limit).
-    r = run_child("""
+    r = run_child(
+        """
         import torch, sepconv_ext as sc
         w = torch.randn(64, 32, 1, 1)
         out = lambda hw: sc.pointwise_conv2d(torch.randn(1, 32, hw, hw), w)
@@ -185,31 +195,39 @@ def test_limit_evicts_the_longest_held_blocks():
         assert b_bytes <= i["cached_bytes"] < b_bytes + 4096, i
         b = out(78); assert sc.cpu_cache_info()["hits"] == i["hits"] + 1
         print("ok")
-    """, "4")
+    """,
+        "4",
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
 def test_zero_turns_the_cache_off():
-    r = run_child("""
+    r = run_child(
+        """
         import torch, sepconv_ext as sc
         for _ in range(3):
             y = sc.pointwise_conv2d(torch.randn(4, 32, 32, 32), torch.randn(64, 32, 1, 1)); del y
         i = sc.cpu_cache_info()
         assert i["limit_bytes"] == 0 and i["cached_bytes"] == 0 and i["hits"] == 0, i
         print("ok")
-    """, "0")
+    """,
+        "0",
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
 def test_a_bad_setting_is_an_error_naming_it():
-    r = run_child("""
+    r = run_child(
+        """
         import torch, sepconv_ext as sc
         sc.pointwise_conv2d(torch.randn(1, 4, 4, 4), torch.randn(4, 4, 1, 1))  # small: no cache
         try:
             sc.pointwise_conv2d(torch.randn(4, 32, 32, 32), torch.randn(64, 32, 1, 1))
         except RuntimeError as e:
             print(e)
-    """, "lots")
+    """,
+        "lots",
+    )
     assert r.returncode == 0, r.stderr
     assert "SEPCONV_CPU_CACHE_MB=lots" in r.stdout and "whole number of MiB" in r.stdout, r.stdout
 

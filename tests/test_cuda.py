@@ -2,22 +2,30 @@
 and backward; gradcheck/gradgradcheck; CPU vs CUDA; opcheck; TorchScript; torch.compile;
 deterministic mode. Everything but the registration test needs a GPU and is skipped without one.
 """
+
 import itertools
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-import reference as R
 import sepconv_ext as sc
+
+import reference as R
 
 ops = torch.ops.sepconv
 HAS_GPU = torch.cuda.is_available()
 requires_cuda = pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 DEV = "cuda"
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-OP_NAMES = ("depthwise_conv2d", "_depthwise_conv2d_backward_input", "_depthwise_conv2d_backward_weight",
-            "pointwise_conv2d", "_pointwise_conv2d_backward_weight", "separable_conv2d")
+OP_NAMES = (
+    "depthwise_conv2d",
+    "_depthwise_conv2d_backward_input",
+    "_depthwise_conv2d_backward_weight",
+    "pointwise_conv2d",
+    "_pointwise_conv2d_backward_weight",
+    "separable_conv2d",
+)
 
 
 def dt_id(dt):
@@ -75,8 +83,7 @@ def test_backend_info_cuda_flag():
 
 
 # --------------------------------------------------------------------------- depthwise vs torch native
-DW_GRID = list(itertools.product(
-    DTYPES, ("nchw", "cl"), (3, 5, 7, 31), (1, 2), (1, 2), ((8, 1), (5, 1), (3, 2))))
+DW_GRID = list(itertools.product(DTYPES, ("nchw", "cl"), (3, 5, 7, 31), (1, 2), (1, 2), ((8, 1), (5, 1), (3, 2))))
 
 
 def dw_id(case):
@@ -84,8 +91,9 @@ def dw_id(case):
     return f"{dt_id(dt)}-{layout}-k{k}-s{s}-d{d}-c{c}m{m}"
 
 
-def run_depthwise(dtype, layout, N, C, M, H, W, kh, kw, stride, padding, dilation, bias=True,
-                  grad_layout="same", seed=0):
+def run_depthwise(
+    dtype, layout, N, C, M, H, W, kh, kw, stride, padding, dilation, bias=True, grad_layout="same", seed=0
+):
     g = torch.Generator(device="cpu").manual_seed(seed)
     x64 = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
     w64 = torch.randn(C * M, 1, kh, kw, generator=g, dtype=torch.float64) / (kh * kw) ** 0.5
@@ -130,21 +138,22 @@ def test_depthwise_vs_torch(case):
 @requires_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 @pytest.mark.parametrize("layout", ("nchw", "cl", "slice"))
-@pytest.mark.parametrize("geom", [
-    # (H, W, kh, kw, stride, padding (t, b, l, r), dilation)
-    (9, 13, 3, 5, (1, 2), (0, 2, 1, 0), (2, 1)),   # asymmetric everything
-    (7, 7, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1)),    # 1x1 kernel
-    (5, 40, 3, 3, (3, 3), (1, 1, 1, 1), (1, 1)),   # stride 3, wide rows (several W tiles)
-    (37, 70, 4, 2, (2, 3), (1, 2, 0, 1), (1, 3)),  # even kernel, several H and W tiles
-    (6, 6, 3, 3, (2, 2), (0, 0, 0, 0), (1, 1)),    # stride leaves the last row/col unread
-])
+@pytest.mark.parametrize(
+    "geom",
+    [
+        # (H, W, kh, kw, stride, padding (t, b, l, r), dilation)
+        (9, 13, 3, 5, (1, 2), (0, 2, 1, 0), (2, 1)),  # asymmetric everything
+        (7, 7, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1)),  # 1x1 kernel
+        (5, 40, 3, 3, (3, 3), (1, 1, 1, 1), (1, 1)),  # stride 3, wide rows (several W tiles)
+        (37, 70, 4, 2, (2, 3), (1, 2, 0, 1), (1, 3)),  # even kernel, several H and W tiles
+        (6, 6, 3, 3, (2, 2), (0, 0, 0, 0), (1, 1)),  # stride leaves the last row/col unread
+    ],
+)
 @pytest.mark.parametrize("grad_layout", ("same", "cl", "slice"))
 def test_depthwise_geometries(dtype, layout, geom, grad_layout):
     H, W, kh, kw, stride, padding, dilation = geom
-    run_depthwise(dtype, layout, 3, 8, 1, H, W, kh, kw, stride, padding, dilation,
-                  grad_layout=grad_layout)
-    run_depthwise(dtype, layout, 1, 3, 3, H, W, kh, kw, stride, padding, dilation, bias=False,
-                  grad_layout=grad_layout)
+    run_depthwise(dtype, layout, 3, 8, 1, H, W, kh, kw, stride, padding, dilation, grad_layout=grad_layout)
+    run_depthwise(dtype, layout, 1, 3, 3, H, W, kh, kw, stride, padding, dilation, bias=False, grad_layout=grad_layout)
 
 
 @requires_cuda
@@ -156,8 +165,7 @@ def test_depthwise_stride2_every_padding_phase(dtype, layout, k):
     # row groups of 8 must line up for odd and even heights alike: every padding, both parities.
     for pad in range(k):
         for H, W in ((17, 10), (16, 9)):
-            run_depthwise(dtype, layout, 2, 4, 1, H, W, k, k, (2, 2), (pad, (pad + 1) % k, pad, pad),
-                          (1, 1), seed=pad)
+            run_depthwise(dtype, layout, 2, 4, 1, H, W, k, k, (2, 2), (pad, (pad + 1) % k, pad, pad), (1, 1), seed=pad)
 
 
 @requires_cuda
@@ -204,11 +212,21 @@ def test_misaligned_channels_last_pointers_take_scalar_paths(dtype):
     dw, pw = dw64.to(DEV, dtype), pw64.to(DEV, dtype)
     bias = b64.to(DEV, dtype)[1:]  # misaligned bias
     xr, dwr, pwr, br = x.double(), dw.double(), pw.double(), bias.double()
-    check(sc.depthwise_conv2d(x, dw, bias, padding=1), R.ref_depthwise_conv2d(xr, dwr, br, padding=1),
-          dtype, "depthwise forward", reduction=9)
+    check(
+        sc.depthwise_conv2d(x, dw, bias, padding=1),
+        R.ref_depthwise_conv2d(xr, dwr, br, padding=1),
+        dtype,
+        "depthwise forward",
+        reduction=9,
+    )
     check(sc.pointwise_conv2d(x, pw), R.ref_pointwise_conv2d(xr, pwr), dtype, "pointwise", reduction=16)
-    check(sc.separable_conv2d(x, dw, pw, bias, None, padding=1),
-          R.ref_separable_conv2d(xr, dwr, pwr, br, None, padding=1), dtype, "separable", reduction=144)
+    check(
+        sc.separable_conv2d(x, dw, pw, bias, None, padding=1),
+        R.ref_separable_conv2d(xr, dwr, pwr, br, None, padding=1),
+        dtype,
+        "separable",
+        reduction=144,
+    )
     gy = misaligned_cl(torch.randn(2, 16, 10, 9, generator=g, dtype=torch.float64).to(DEV, dtype))
     gw = ops._depthwise_conv2d_backward_weight(gy, x, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
     xr_ = xr.detach().requires_grad_()
@@ -229,18 +247,25 @@ def test_pointwise_and_fused_wide_channel_tiles(dtype, layout, cout, monkeypatch
     monkeypatch.setenv("SEPCONV_CUDA_SEPARABLE", "fused")
     g = torch.Generator().manual_seed(4)
     x = to_layout(torch.randn(4, 32, 96, 96, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
-    pw = (torch.randn(cout, 32, 1, 1, generator=g, dtype=torch.float64) / 32 ** 0.5).to(DEV, dtype)
+    pw = (torch.randn(cout, 32, 1, 1, generator=g, dtype=torch.float64) / 32**0.5).to(DEV, dtype)
     dw = (torch.randn(32, 1, 3, 3, generator=g, dtype=torch.float64) / 3).to(DEV, dtype)
     pb = torch.randn(cout, generator=g, dtype=torch.float64).to(DEV, dtype)
     xr, pwr, dwr, pbr = x.double(), pw.double(), dw.double(), pb.double()
-    check(sc.pointwise_conv2d(x, pw, pb), R.ref_pointwise_conv2d(xr, pwr, pbr), dtype, "pointwise",
-          reduction=32)
-    check(sc.separable_conv2d(x, dw, pw, None, pb, padding=1),
-          R.ref_separable_conv2d(xr, dwr, pwr, None, pbr, padding=1), dtype, "separable",
-          reduction=288)
-    check(sc.separable_conv2d(x, dw, pw, None, None, padding=1),  # both biases absent
-          R.ref_separable_conv2d(xr, dwr, pwr, None, None, padding=1), dtype, "separable, no biases",
-          reduction=288)
+    check(sc.pointwise_conv2d(x, pw, pb), R.ref_pointwise_conv2d(xr, pwr, pbr), dtype, "pointwise", reduction=32)
+    check(
+        sc.separable_conv2d(x, dw, pw, None, pb, padding=1),
+        R.ref_separable_conv2d(xr, dwr, pwr, None, pbr, padding=1),
+        dtype,
+        "separable",
+        reduction=288,
+    )
+    check(
+        sc.separable_conv2d(x, dw, pw, None, None, padding=1),  # both biases absent
+        R.ref_separable_conv2d(xr, dwr, pwr, None, None, padding=1),
+        dtype,
+        "separable, no biases",
+        reduction=288,
+    )
 
 
 @requires_cuda
@@ -267,8 +292,11 @@ def test_depthwise_sum_backward_expanded_grad(dtype):
 @requires_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 @pytest.mark.parametrize("layout", ("nchw", "cl", "slice"))
-@pytest.mark.parametrize("shape", [(2, 3, 5, 7, 4), (3, 64, 9, 9, 96), (1, 17, 65, 3, 130), (2, 130, 1, 1, 7)],
-                         ids=lambda s: "n{}c{}_{}x{}_o{}".format(*s))
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 3, 5, 7, 4), (3, 64, 9, 9, 96), (1, 17, 65, 3, 130), (2, 130, 1, 1, 7)],
+    ids=lambda s: "n{}c{}_{}x{}_o{}".format(*s),
+)
 @pytest.mark.parametrize("weight_2d", (False, True))
 @pytest.mark.parametrize("kernel", ("auto", "rows", "gemm"))
 def test_pointwise_vs_torch(dtype, layout, shape, weight_2d, kernel, monkeypatch):
@@ -279,7 +307,7 @@ def test_pointwise_vs_torch(dtype, layout, shape, weight_2d, kernel, monkeypatch
     N, Cin, H, W, Cout = shape
     x = to_layout(torch.randn(N, Cin, H, W, dtype=torch.float64).to(DEV, dtype), layout).requires_grad_()
     wshape = (Cout, Cin) if weight_2d else (Cout, Cin, 1, 1)
-    w = (torch.randn(wshape, dtype=torch.float64) / Cin ** 0.5).to(DEV, dtype).requires_grad_()
+    w = (torch.randn(wshape, dtype=torch.float64) / Cin**0.5).to(DEV, dtype).requires_grad_()
     b = torch.randn(Cout, dtype=torch.float64).to(DEV, dtype).requires_grad_()
     xr, wr, br = (t.detach().double().requires_grad_() for t in (x, w, b))
     y = sc.pointwise_conv2d(x, w, b)
@@ -325,16 +353,20 @@ def test_separable_vs_torch(dtype, layout, k, stride, dilation, M):
 @requires_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
-@pytest.mark.parametrize("geom", [
-    # (C, M, Cout, kh, kw, stride, padding, dilation), forced down each path: K of 16 to 40
-    # (partial K steps), 1 to 4 output-channel tiles, multipliers, dilation, strides, no padding.
-    (16, 1, 200, 3, 3, 1, 1, 1),
-    (16, 1, 64, 3, 3, 2, 1, 1),
-    (8, 2, 40, 3, 3, 1, 2, 2),
-    (24, 1, 136, 3, 5, (1, 2), (1, 2), 1),
-    (5, 1, 96, 3, 3, 1, 0, 1),
-    (4, 1, 8, 7, 7, 2, 3, 1),
-], ids=lambda g: "c{}m{}o{}_{}x{}".format(*g[:5]))
+@pytest.mark.parametrize(
+    "geom",
+    [
+        # (C, M, Cout, kh, kw, stride, padding, dilation), forced down each path: K of 16 to 40
+        # (partial K steps), 1 to 4 output-channel tiles, multipliers, dilation, strides, no padding.
+        (16, 1, 200, 3, 3, 1, 1, 1),
+        (16, 1, 64, 3, 3, 2, 1, 1),
+        (8, 2, 40, 3, 3, 1, 2, 2),
+        (24, 1, 136, 3, 5, (1, 2), (1, 2), 1),
+        (5, 1, 96, 3, 3, 1, 0, 1),
+        (4, 1, 8, 7, 7, 2, 3, 1),
+    ],
+    ids=lambda g: "c{}m{}o{}_{}x{}".format(*g[:5]),
+)
 @pytest.mark.parametrize("path", ("fused", "composed"))
 def test_separable_fused_forward(dtype, layout, geom, path, monkeypatch):
     monkeypatch.setenv("SEPCONV_CUDA_SEPARABLE", path)
@@ -358,19 +390,26 @@ def test_separable_fused_forward(dtype, layout, geom, path, monkeypatch):
 @requires_cuda
 @pytest.mark.parametrize("dtype", DTYPES, ids=dt_id)
 @pytest.mark.parametrize("layout", ("nchw", "cl"))
-@pytest.mark.parametrize("shape", [
-    # (N, Cin, H, W, Cout): split K (2 tiles, 30 K steps -> 7 slices, a partial last one),
-    # 128-pixel tiles straddling images (plane 143), a partial third row tile, K of one partial step.
-    # (2, 200, ...): 16-byte vector loads (channels_last) with a partial last K step.
-    (2, 960, 7, 7, 100), (3, 70, 13, 11, 130), (5, 9, 6, 5, 65), (2, 200, 5, 5, 70),
-], ids=lambda s: "n{}c{}_{}x{}_o{}".format(*s))
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # (N, Cin, H, W, Cout): split K (2 tiles, 30 K steps -> 7 slices, a partial last one),
+        # 128-pixel tiles straddling images (plane 143), a partial third row tile, K of one partial step.
+        # (2, 200, ...): 16-byte vector loads (channels_last) with a partial last K step.
+        (2, 960, 7, 7, 100),
+        (3, 70, 13, 11, 130),
+        (5, 9, 6, 5, 65),
+        (2, 200, 5, 5, 70),
+    ],
+    ids=lambda s: "n{}c{}_{}x{}_o{}".format(*s),
+)
 @pytest.mark.parametrize("bias", (True, False))
 def test_pointwise_gemm_tiles_and_split_k(dtype, layout, shape, bias, monkeypatch):
     monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "gemm")
     N, Cin, H, W, Cout = shape
     g = torch.Generator().manual_seed(5)
     x = to_layout(torch.randn(N, Cin, H, W, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
-    w = (torch.randn(Cout, Cin, 1, 1, generator=g, dtype=torch.float64) / Cin ** 0.5).to(DEV, dtype)
+    w = (torch.randn(Cout, Cin, 1, 1, generator=g, dtype=torch.float64) / Cin**0.5).to(DEV, dtype)
     b = torch.randn(Cout, generator=g, dtype=torch.float64).to(DEV, dtype) if bias else None
     y = sc.pointwise_conv2d(x, w, b)
     assert y.is_contiguous(memory_format=expected_format(layout))
@@ -479,10 +518,19 @@ def test_opcheck_cuda():
         # Autograd-registration check needs inputs that require grad; the rest always run.
         opcheck(getattr(ops, name).default, tuple(args))
     x = torch.randn(2, 4, 9, 9, device=DEV, requires_grad=True)
-    opcheck(ops.separable_conv2d.default,
-            (x, torch.randn(8, 1, 3, 3, device=DEV, requires_grad=True),
-             torch.randn(5, 8, 1, 1, device=DEV, requires_grad=True), None, None,
-             [1, 1], [1, 1, 1, 1], [1, 1]))
+    opcheck(
+        ops.separable_conv2d.default,
+        (
+            x,
+            torch.randn(8, 1, 3, 3, device=DEV, requires_grad=True),
+            torch.randn(5, 8, 1, 1, device=DEV, requires_grad=True),
+            None,
+            None,
+            [1, 1],
+            [1, 1, 1, 1],
+            [1, 1],
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- TorchScript, torch.compile
@@ -504,6 +552,7 @@ def test_torchscript_cuda():
 def _has_triton():
     try:
         import triton  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -516,8 +565,7 @@ def test_torch_compile_cuda(backend, layout):
     if backend == "inductor" and not _has_triton():
         pytest.skip("inductor on CUDA needs triton, which is not installed")
     torch._dynamo.reset()
-    m = torch.nn.Sequential(sc.DepthwiseConv2d(8, 5, padding=2, depth_multiplier=2),
-                            sc.PointwiseConv2d(16, 6)).to(DEV)
+    m = torch.nn.Sequential(sc.DepthwiseConv2d(8, 5, padding=2, depth_multiplier=2), sc.PointwiseConv2d(16, 6)).to(DEV)
     x = to_layout(torch.randn(2, 8, 13, 13, device=DEV), layout).requires_grad_()
     compiled = torch.compile(m, backend=backend, fullgraph=True)
     y, yc = m(x), compiled(x)

@@ -4,15 +4,17 @@ Every check runs forward and backward (input, weight, bias grads), compares agai
 reference computed with torch autograd through F.pad + F.conv2d, checks the output layout follows
 the input layout, and checks that no input (nor grad_output) was modified.
 """
+
 import dataclasses
 import random
 
 import pytest
 import torch
 
+import sepconv_ext as sc
+
 import reference as R
 from reference import layout_expect, run_check
-import sepconv_ext as sc
 
 ops = torch.ops.sepconv
 F32, F64 = torch.float32, torch.float64
@@ -38,10 +40,15 @@ def check_dw_op(case: R.DWCase):
     out = run_check(
         lambda x, w, b: ops.depthwise_conv2d(x, w, b, st, pad, dil),
         lambda x, w, b: R.ref_depthwise_conv2d(x, w, b, st, pad, dil),
-        [x, w, b], dtype=case.dtype, grad_kind=case.grad,
+        [x, w, b],
+        dtype=case.dtype,
+        grad_kind=case.grad,
         red_out=case.kH * case.kW,
         red_grads=[case.kH * case.kW * case.M, case.N * Ho * Wo, case.N * Ho * Wo],
-        names=["input", "weight", "bias"], layout=layout_expect(case.layout, case.C, case.H, case.W), gen=g)
+        names=["input", "weight", "bias"],
+        layout=layout_expect(case.layout, case.C, case.H, case.W),
+        gen=g,
+    )
     assert tuple(out.shape) == (case.N, case.C * case.M, Ho, Wo)
 
 
@@ -61,14 +68,44 @@ def test_depthwise_op_random_big_kernel(case):
     check_dw_op(case)
 
 
-def _case(C=3, H=8, W=8, k=3, M=1, N=2, stride=1, pad=None, dil=1, bias=True, dtype=F32, layout="nchw",
-          wlayout="contig", grad="contig", seed=0):
+def _case(
+    C=3,
+    H=8,
+    W=8,
+    k=3,
+    M=1,
+    N=2,
+    stride=1,
+    pad=None,
+    dil=1,
+    bias=True,
+    dtype=F32,
+    layout="nchw",
+    wlayout="contig",
+    grad="contig",
+    seed=0,
+):
     kH, kW = R.pair(k)
     if pad is None:
         pad = (kH // 2, kH // 2, kW // 2, kW // 2)
-    return R.DWCase(N=N, C=C, H=H, W=W, M=M, kH=kH, kW=kW, stride=R.pair(stride), padding=R.pad4(pad),
-                    dilation=R.pair(dil), bias=bias, dtype=dtype, layout=layout, wlayout=wlayout, grad=grad,
-                    seed=seed)
+    return R.DWCase(
+        N=N,
+        C=C,
+        H=H,
+        W=W,
+        M=M,
+        kH=kH,
+        kW=kW,
+        stride=R.pair(stride),
+        padding=R.pad4(pad),
+        dilation=R.pair(dil),
+        bias=bias,
+        dtype=dtype,
+        layout=layout,
+        wlayout=wlayout,
+        grad=grad,
+        seed=seed,
+    )
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
@@ -76,8 +113,9 @@ def _case(C=3, H=8, W=8, k=3, M=1, N=2, stride=1, pad=None, dil=1, bias=True, dt
 @pytest.mark.parametrize("C", R.CHANNELS, ids=lambda c: f"C{c}")
 def test_depthwise_channels_kernels_f32(C, k, layout):
     # channel counts below / at / above the SIMD widths, every kernel size 1..7 incl. even ones
-    check_dw_op(_case(C=C, H=9, W=10, k=k, pad=(k // 2, (k - 1) // 2, k // 2, (k - 1) // 2), layout=layout,
-                      seed=C * 10 + k))
+    check_dw_op(
+        _case(C=C, H=9, W=10, k=k, pad=(k // 2, (k - 1) // 2, k // 2, (k - 1) // 2), layout=layout, seed=C * 10 + k)
+    )
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
@@ -96,18 +134,23 @@ def test_depthwise_large_kernels(k, layout, dtype):
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
-@pytest.mark.parametrize("k,stride,dil,pad", [
-    ((1, 7), (1, 2), 1, (0, 0, 3, 3)),
-    ((7, 1), (2, 1), 1, (3, 3, 0, 0)),
-    ((2, 4), (1, 1), (2, 1), (1, 0, 2, 1)),
-    ((3, 5), (3, 1), (1, 2), (0, 2, 4, 1)),
-    ((5, 3), (2, 3), (3, 1), (2, 2, 1, 1)),
-    ((4, 4), (2, 2), 1, (1, 2, 1, 2)),
-    ((6, 2), (1, 3), (1, 3), (3, 2, 0, 3)),
-], ids=lambda v: "x".join(map(str, R.pair(v) if not isinstance(v, tuple) or len(v) != 4 else v)))
+@pytest.mark.parametrize(
+    "k,stride,dil,pad",
+    [
+        ((1, 7), (1, 2), 1, (0, 0, 3, 3)),
+        ((7, 1), (2, 1), 1, (3, 3, 0, 0)),
+        ((2, 4), (1, 1), (2, 1), (1, 0, 2, 1)),
+        ((3, 5), (3, 1), (1, 2), (0, 2, 4, 1)),
+        ((5, 3), (2, 3), (3, 1), (2, 2, 1, 1)),
+        ((4, 4), (2, 2), 1, (1, 2, 1, 2)),
+        ((6, 2), (1, 3), (1, 3), (3, 2, 0, 3)),
+    ],
+    ids=lambda v: "x".join(map(str, R.pair(v) if not isinstance(v, tuple) or len(v) != 4 else v)),
+)
 def test_depthwise_nonsquare(k, stride, dil, pad, layout):
-    check_dw_op(_case(C=15, H=11, W=13, k=k, stride=stride, dil=dil, pad=pad, layout=layout, M=2,
-                      seed=hash((k, stride)) % 1000))
+    check_dw_op(
+        _case(C=15, H=11, W=13, k=k, stride=stride, dil=dil, pad=pad, layout=layout, M=2, seed=hash((k, stride)) % 1000)
+    )
 
 
 @pytest.mark.parametrize("dil", [1, 2, 3], ids=lambda d: f"d{d}")
@@ -116,16 +159,42 @@ def test_depthwise_nonsquare(k, stride, dil, pad, layout):
 def test_depthwise_multiplier_stride_dilation(M, stride, dil):
     dtype = F64 if (M + stride + dil) % 2 else F32
     layout = "cl" if (M * stride * dil) % 2 else "nchw"
-    check_dw_op(_case(C=8, H=12, W=11, k=3, M=M, stride=stride, dil=dil, pad=(dil, dil, dil, dil), dtype=dtype,
-                      layout=layout, seed=M * 100 + stride * 10 + dil))
+    check_dw_op(
+        _case(
+            C=8,
+            H=12,
+            W=11,
+            k=3,
+            M=M,
+            stride=stride,
+            dil=dil,
+            pad=(dil, dil, dil, dil),
+            dtype=dtype,
+            layout=layout,
+            seed=M * 100 + stride * 10 + dil,
+        )
+    )
 
 
 @pytest.mark.parametrize("grad", R.GRAD_KINDS)
 @pytest.mark.parametrize("layout", R.LAYOUTS)
 @pytest.mark.parametrize("dtype", [F32, F64], ids=_dt)
 def test_depthwise_layouts_and_grad_layouts(dtype, layout, grad):
-    check_dw_op(_case(C=17, H=7, W=9, k=3, M=2, stride=(1, 2), pad=(1, 0, 2, 1), layout=layout, grad=grad,
-                      wlayout="transpose" if layout == "slice" else "contig", dtype=dtype))
+    check_dw_op(
+        _case(
+            C=17,
+            H=7,
+            W=9,
+            k=3,
+            M=2,
+            stride=(1, 2),
+            pad=(1, 0, 2, 1),
+            layout=layout,
+            grad=grad,
+            wlayout="transpose" if layout == "slice" else "contig",
+            dtype=dtype,
+        )
+    )
 
 
 @pytest.mark.parametrize("wlayout", ["slice", "transpose", "cl"])
@@ -219,9 +288,15 @@ def test_depthwise_functional_random(case):
     out = run_check(
         lambda x, w, b: sc.depthwise_conv2d(x, w, b, stride=stride, padding=padding, dilation=dil),
         lambda x, w, b: R.ref_depthwise_conv2d(x, w, b, stride, padding, dil),
-        [x, w, b], dtype=case.dtype, grad_kind=case.grad, red_out=case.kH * case.kW,
+        [x, w, b],
+        dtype=case.dtype,
+        grad_kind=case.grad,
+        red_out=case.kH * case.kW,
         red_grads=[case.kH * case.kW * case.M, case.N * Ho * Wo, case.N * Ho * Wo],
-        names=["input", "weight", "bias"], layout=layout_expect(case.layout, case.C, case.H, case.W), gen=g)
+        names=["input", "weight", "bias"],
+        layout=layout_expect(case.layout, case.C, case.H, case.W),
+        gen=g,
+    )
     assert tuple(out.shape) == (case.N, case.C * case.M, Ho, Wo)
     if padding == "same" and case.stride == (1, 1):
         assert out.shape[-2:] == x.shape[-2:]
@@ -250,20 +325,34 @@ def test_functional_unbatched(dtype):
     w = torch.randn(12, 1, 3, 3, dtype=dtype)
     b = torch.randn(12, dtype=dtype)
     for padding in (1, "same", "valid", (0, 2)):
-        out = run_check(lambda x, w, b: sc.depthwise_conv2d(x, w, b, stride=(2, 1), padding=padding),
-                        lambda x, w, b: R.ref_depthwise_conv2d(x, w, b, (2, 1), padding),
-                        [x, w, b], dtype=dtype, red_out=9, red_grads=[18, 100, 100])
+        out = run_check(
+            lambda x, w, b: sc.depthwise_conv2d(x, w, b, stride=(2, 1), padding=padding),
+            lambda x, w, b: R.ref_depthwise_conv2d(x, w, b, (2, 1), padding),
+            [x, w, b],
+            dtype=dtype,
+            red_out=9,
+            red_grads=[18, 100, 100],
+        )
         assert out.dim() == 3
     pw = torch.randn(5, 6, dtype=dtype)
-    out = run_check(lambda x, w, b: sc.pointwise_conv2d(x, w, b),
-                    lambda x, w, b: R.ref_pointwise_conv2d(x.unsqueeze(0), w, b).squeeze(0),
-                    [x, pw, torch.randn(5, dtype=dtype)], dtype=dtype, red_out=6, red_grads=[5, 100, 100])
+    out = run_check(
+        lambda x, w, b: sc.pointwise_conv2d(x, w, b),
+        lambda x, w, b: R.ref_pointwise_conv2d(x.unsqueeze(0), w, b).squeeze(0),
+        [x, pw, torch.randn(5, dtype=dtype)],
+        dtype=dtype,
+        red_out=6,
+        red_grads=[5, 100, 100],
+    )
     assert tuple(out.shape) == (5, 9, 8)
     pw2 = torch.randn(4, 12, 1, 1, dtype=dtype)
-    out = run_check(lambda x, dw, pw, db, pb: sc.separable_conv2d(x, dw, pw, db, pb, stride=2, padding=1),
-                    lambda x, dw, pw, db, pb: R.ref_separable_conv2d(x.unsqueeze(0), dw, pw, db, pb, 2, 1).squeeze(0),
-                    [x, w, pw2, b, torch.randn(4, dtype=dtype)], dtype=dtype, red_out=9 * 12,
-                    red_grads=[9 * 8, 100, 100, 100, 100])
+    out = run_check(
+        lambda x, dw, pw, db, pb: sc.separable_conv2d(x, dw, pw, db, pb, stride=2, padding=1),
+        lambda x, dw, pw, db, pb: R.ref_separable_conv2d(x.unsqueeze(0), dw, pw, db, pb, 2, 1).squeeze(0),
+        [x, w, pw2, b, torch.randn(4, dtype=dtype)],
+        dtype=dtype,
+        red_out=9 * 12,
+        red_grads=[9 * 8, 100, 100, 100, 100],
+    )
     assert tuple(out.shape) == (4, 5, 4)
 
 
@@ -287,10 +376,18 @@ def check_pw(case: R.PWCase, api="op"):
     w = R.make_weight(wshape, case.dtype, case.wlayout, g)
     b = torch.randn(case.Cout, dtype=case.dtype, generator=g) if case.bias else None
     fn = ops.pointwise_conv2d if api == "op" else sc.pointwise_conv2d
-    out = run_check(fn, R.ref_pointwise_conv2d, [x, w, b], dtype=case.dtype, grad_kind=case.grad,
-                    red_out=case.Cin, red_grads=[case.Cout, case.N * case.H * case.W, case.N * case.H * case.W],
-                    names=["input", "weight", "bias"], layout=layout_expect(case.layout, case.Cin, case.H, case.W),
-                    gen=g)
+    out = run_check(
+        fn,
+        R.ref_pointwise_conv2d,
+        [x, w, b],
+        dtype=case.dtype,
+        grad_kind=case.grad,
+        red_out=case.Cin,
+        red_grads=[case.Cout, case.N * case.H * case.W, case.N * case.H * case.W],
+        names=["input", "weight", "bias"],
+        layout=layout_expect(case.layout, case.Cin, case.H, case.W),
+        gen=g,
+    )
     assert tuple(out.shape) == (case.N, case.Cout, case.H, case.W)
 
 
@@ -311,15 +408,26 @@ def test_pointwise_functional_random(case):
 @pytest.mark.parametrize("Cout", R.CHANNELS, ids=lambda c: f"out{c}")
 @pytest.mark.parametrize("Cin", R.CHANNELS, ids=lambda c: f"in{c}")
 def test_pointwise_channel_grid(Cin, Cout, layout):
-    check_pw(R.PWCase(N=2, Cin=Cin, Cout=Cout, H=5, W=3, bias=(Cin + Cout) % 2 == 0, dtype=F32, layout=layout,
-                      weight_2d=Cin % 2 == 0, seed=Cin * 100 + Cout))
+    check_pw(
+        R.PWCase(
+            N=2,
+            Cin=Cin,
+            Cout=Cout,
+            H=5,
+            W=3,
+            bias=(Cin + Cout) % 2 == 0,
+            dtype=F32,
+            layout=layout,
+            weight_2d=Cin % 2 == 0,
+            seed=Cin * 100 + Cout,
+        )
+    )
 
 
 @pytest.mark.parametrize("grad", R.GRAD_KINDS)
 @pytest.mark.parametrize("layout", R.LAYOUTS)
 def test_pointwise_layouts_and_grad_layouts(layout, grad):
-    check_pw(R.PWCase(N=2, Cin=17, Cout=9, H=4, W=6, bias=True, dtype=F64, layout=layout, grad=grad,
-                      wlayout="slice"))
+    check_pw(R.PWCase(N=2, Cin=17, Cout=9, H=4, W=6, bias=True, dtype=F64, layout=layout, grad=grad, wlayout="slice"))
 
 
 # --------------------------------------------------------------------------- separable
@@ -329,8 +437,7 @@ def check_sep(case: R.DWCase, api="op", padding=None):
     pw_2d = rng.random() < 0.3
     dw_bias = rng.random() < 0.4
     x, w, b, g = dw_tensors(case)
-    pw = torch.randn((Cout, case.C * case.M) if pw_2d else (Cout, case.C * case.M, 1, 1), dtype=case.dtype,
-                     generator=g)
+    pw = torch.randn((Cout, case.C * case.M) if pw_2d else (Cout, case.C * case.M, 1, 1), dtype=case.dtype, generator=g)
     pb = torch.randn(Cout, dtype=case.dtype, generator=g) if case.bias else None
     db = torch.randn(case.C * case.M, dtype=case.dtype, generator=g) if dw_bias else None
     st, dil = list(case.stride), list(case.dilation)
@@ -340,17 +447,24 @@ def check_sep(case: R.DWCase, api="op", padding=None):
     else:
         pad = padding
         fn = lambda x, dw, pw, db, pb: sc.separable_conv2d(  # noqa: E731
-            x, dw, pw, db, pb, stride=_fn_arg(st), padding=pad, dilation=_fn_arg(dil))
+            x, dw, pw, db, pb, stride=_fn_arg(st), padding=pad, dilation=_fn_arg(dil)
+        )
     t, bo, l, r = R.resolve_padding(pad, case.H, case.W, (case.kH, case.kW), st, dil)
     Ho = R.out_size(case.H, case.kH, st[0], dil[0], t, bo)
     Wo = R.out_size(case.W, case.kW, st[1], dil[1], l, r)
     red = case.N * Ho * Wo
-    out = run_check(fn, lambda x, dw, pw, db, pb: R.ref_separable_conv2d(x, dw, pw, db, pb, st, pad, dil),
-                    [x, w, pw, db, pb], dtype=case.dtype, grad_kind=case.grad,
-                    red_out=case.kH * case.kW * case.C * case.M,
-                    red_grads=[case.kH * case.kW * case.M * Cout, red * Cout, red, red * Cout, red],
-                    names=["input", "depthwise_weight", "pointwise_weight", "depthwise_bias", "pointwise_bias"],
-                    layout=layout_expect(case.layout, case.C, case.H, case.W), gen=g)
+    out = run_check(
+        fn,
+        lambda x, dw, pw, db, pb: R.ref_separable_conv2d(x, dw, pw, db, pb, st, pad, dil),
+        [x, w, pw, db, pb],
+        dtype=case.dtype,
+        grad_kind=case.grad,
+        red_out=case.kH * case.kW * case.C * case.M,
+        red_grads=[case.kH * case.kW * case.M * Cout, red * Cout, red, red * Cout, red],
+        names=["input", "depthwise_weight", "pointwise_weight", "depthwise_bias", "pointwise_bias"],
+        layout=layout_expect(case.layout, case.C, case.H, case.W),
+        gen=g,
+    )
     assert tuple(out.shape) == (case.N, Cout, Ho, Wo)
 
 
@@ -371,8 +485,7 @@ def test_separable_functional_random(case):
 @pytest.mark.parametrize("grad", R.GRAD_KINDS)
 @pytest.mark.parametrize("layout", R.LAYOUTS)
 def test_separable_layouts_and_grad_layouts(layout, grad):
-    check_sep(_case(C=16, H=7, W=8, k=3, M=2, stride=2, pad=(1, 1, 0, 2), layout=layout, grad=grad, dtype=F64,
-                    seed=11))
+    check_sep(_case(C=16, H=7, W=8, k=3, M=2, stride=2, pad=(1, 1, 0, 2), layout=layout, grad=grad, dtype=F64, seed=11))
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
@@ -386,7 +499,7 @@ ISAS = sc.backend_info()["cpu_isas"]
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("case", R.random_dw_cases(12, seed=8) , ids=lambda c: c.id)
+@pytest.mark.parametrize("case", R.random_dw_cases(12, seed=8), ids=lambda c: c.id)
 def test_every_isa_depthwise(isa, case):
     prev = sc.set_cpu_isa(isa)
     try:
@@ -415,8 +528,21 @@ def test_every_isa_pointwise_separable(isa, Cin):
 def test_depthwise_width_tails(W, stride, layout):
     # widths below / at / above SIMD tiles, for kernels that vectorise along W (NCHW)
     k = 3 if W % 2 else 5
-    check_dw_op(_case(C=9, N=1, H=6, W=W, k=k, stride=stride, pad=(k // 2, k // 2, k // 2, k // 2), M=2,
-                      layout=layout, dtype=F32 if W % 3 else F64, seed=W * 10 + stride))
+    check_dw_op(
+        _case(
+            C=9,
+            N=1,
+            H=6,
+            W=W,
+            k=k,
+            stride=stride,
+            pad=(k // 2, k // 2, k // 2, k // 2),
+            M=2,
+            layout=layout,
+            dtype=F32 if W % 3 else F64,
+            seed=W * 10 + stride,
+        )
+    )
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
@@ -433,14 +559,14 @@ def test_pointwise_large_output(layout):
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=_dt)
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
-@pytest.mark.parametrize("N,H,W", [(1, 1, 1), (8, 1, 1), (16, 1, 1), (17, 1, 1), (3, 2, 2), (5, 2, 2)],
-                         ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "N,H,W", [(1, 1, 1), (8, 1, 1), (16, 1, 1), (17, 1, 1), (3, 2, 2), (5, 2, 2)], ids=lambda v: str(v)
+)
 def test_pointwise_few_pixels(N, H, W, layout, dtype):
     # N*H*W <= 16 in channels_last or on 1x1 planes (squeeze-excitation): the forward dots weight
     # rows in place, the input gradient reads the transposed weight in place; 17 pixels and
     # NCHW 2x2 planes take the packed GEMM.
-    check_pw(R.PWCase(N=N, Cin=37, Cout=70, H=H, W=W, bias=N % 2 == 1, dtype=dtype, layout=layout,
-                      seed=N * 10 + H))
+    check_pw(R.PWCase(N=N, Cin=37, Cout=70, H=H, W=W, bias=N % 2 == 1, dtype=dtype, layout=layout, seed=N * 10 + H))
 
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
@@ -472,10 +598,11 @@ def test_separable_fused_backward_bands(shape, layout, isa):
     # (create_graph=True takes it), on every ISA.
     # Sizes for 3 bands of the backward's 64K-element budget (csrc/cpu/separable.cpp); the CPU kernel
     # fuses from 2 bands (channels_last) or 3 (NCHW) and composes below that.
-    case = {"s2": _case(C=72, N=2, H=125, W=29, k=3, M=2, stride=2, layout=layout, seed=1),
-            "k5d2": _case(C=40, N=2, H=260, W=19, k=5, M=1, dil=2, pad=(3, 5, 4, 4), layout=layout, seed=2),
-            "pad3": _case(C=24, N=1, H=700, W=9, k=(3, 1), M=3, stride=(3, 1), pad=(3, 3, 0, 0), layout=layout,
-                          seed=3)}[shape]
+    case = {
+        "s2": _case(C=72, N=2, H=125, W=29, k=3, M=2, stride=2, layout=layout, seed=1),
+        "k5d2": _case(C=40, N=2, H=260, W=19, k=5, M=1, dil=2, pad=(3, 5, 4, 4), layout=layout, seed=2),
+        "pad3": _case(C=24, N=1, H=700, W=9, k=(3, 1), M=3, stride=(3, 1), pad=(3, 3, 0, 0), layout=layout, seed=3),
+    }[shape]
     prev = sc.set_cpu_isa(isa)
     try:
         check_sep(case)
@@ -489,8 +616,13 @@ def test_separable_fused_backward_bands(shape, layout, isa):
         fused = torch.autograd.grad(out, ins, go, retain_graph=True)
         composed = torch.autograd.grad(out, ins, go, create_graph=True)
         for name, a, b in zip(["input", "depthwise_weight", "pointwise_weight", "depthwise_bias"], fused, composed):
-            R.assert_close(a, b.detach().double(), case.dtype, reduction=case.N * out.shape[2] * out.shape[3],
-                           what=f"fused vs composed {name}")
+            R.assert_close(
+                a,
+                b.detach().double(),
+                case.dtype,
+                reduction=case.N * out.shape[2] * out.shape[3],
+                what=f"fused vs composed {name}",
+            )
     finally:
         sc.set_cpu_isa(prev)
 
@@ -501,8 +633,11 @@ def test_expanded_stride0_inputs():
     w = torch.randn(1, 1, 3, 3, dtype=F64).expand(10, 1, 3, 3)
     b = torch.randn(1, dtype=F64).expand(10)
     check = lambda fn, ref, ins, **kw: run_check(fn, ref, ins, dtype=F64, **kw)  # noqa: E731
-    check(lambda x, w, b: ops.depthwise_conv2d(x, w, b, [1, 2], [1, 1, 0, 2], [1, 1]),
-          lambda x, w, b: R.ref_depthwise_conv2d(x, w, b, (1, 2), (1, 1, 0, 2), 1), [x, w, b])
+    check(
+        lambda x, w, b: ops.depthwise_conv2d(x, w, b, [1, 2], [1, 1, 0, 2], [1, 1]),
+        lambda x, w, b: R.ref_depthwise_conv2d(x, w, b, (1, 2), (1, 1, 0, 2), 1),
+        [x, w, b],
+    )
     pw = torch.randn(4, 1, 1, 1, dtype=F64).expand(4, 5, 1, 1)
     check(ops.pointwise_conv2d, R.ref_pointwise_conv2d, [x, pw, None])
 
@@ -515,8 +650,11 @@ def test_partial_requires_grad(needs):
     pw = torch.randn(5, 12, dtype=F64)
     flags = {n: n in needs.split("+") for n in ("input", "weight", "bias")}
     for op_name in ("depthwise", "separable"):
-        ts = [x.clone().requires_grad_(flags["input"]), w.clone().requires_grad_(flags["weight"]),
-              b.clone().requires_grad_(flags["bias"])]
+        ts = [
+            x.clone().requires_grad_(flags["input"]),
+            w.clone().requires_grad_(flags["weight"]),
+            b.clone().requires_grad_(flags["bias"]),
+        ]
         rs = [t.detach().clone().requires_grad_(t.requires_grad) for t in ts]
         if op_name == "depthwise":
             out = ops.depthwise_conv2d(ts[0], ts[1], ts[2], [2, 1], [1, 1, 1, 1], [1, 1])
@@ -541,8 +679,12 @@ def test_inference_mode_and_no_grad():
     exp = R.ref_depthwise_conv2d(x.double(), w.double(), b.double(), 1, 1)
     with torch.inference_mode():
         R.assert_close(ops.depthwise_conv2d(x, w, b, [1, 1], [1, 1, 1, 1], [1, 1]), exp, F32, 9)
-        R.assert_close(sc.separable_conv2d(x, w, torch.eye(8), None, None, padding=1),
-                       R.ref_depthwise_conv2d(x.double(), w.double(), None, 1, 1), F32, 9)
+        R.assert_close(
+            sc.separable_conv2d(x, w, torch.eye(8), None, None, padding=1),
+            R.ref_depthwise_conv2d(x.double(), w.double(), None, 1, 1),
+            F32,
+            9,
+        )
     with torch.no_grad():
         y = ops.depthwise_conv2d(x.requires_grad_(), w, b, [1, 1], [1, 1, 1, 1], [1, 1])
         assert not y.requires_grad
@@ -558,8 +700,11 @@ def test_separable_backward_bitwise_repeatable(layout):
     try:
         g = torch.Generator().manual_seed(4)
         x = R.make_input((3, 24, 150, 30), F32, layout, g)  # four bands per image: fused
-        w, pw, db = (torch.randn(48, 1, 3, 3, generator=g), torch.randn(16, 48, generator=g),
-                     torch.randn(48, generator=g))
+        w, pw, db = (
+            torch.randn(48, 1, 3, 3, generator=g),
+            torch.randn(16, 48, generator=g),
+            torch.randn(48, generator=g),
+        )
         go = torch.randn(3, 16, 150, 30, generator=g)
         runs = []
         for _ in range(2):
@@ -608,8 +753,7 @@ def _check_thread_independence(layout, k, M, C, stride):
     w = torch.randn(C * M, 1, k, k, generator=g)
     b = torch.randn(C * M, generator=g)
     pad = k // 2
-    gy = torch.randn(3, C * M, (23 + 2 * pad - k) // stride + 1, (19 + 2 * pad - k) // stride + 1,
-                     generator=g)
+    gy = torch.randn(3, C * M, (23 + 2 * pad - k) // stride + 1, (19 + 2 * pad - k) // stride + 1, generator=g)
     before = torch.get_num_threads()
     results = []
     try:

@@ -6,6 +6,7 @@ parameter's gradient and value must equal those of one process training on the w
 under torch.compile for one. The network has no BatchNorm: in train mode each process would
 normalise with its own half-batch statistics (SyncBatchNorm, which would not, runs on GPUs only).
 """
+
 import datetime
 import os
 import socket
@@ -31,21 +32,30 @@ def make_network():
     after convert() every conv but the stem runs our ops."""
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU6(),
-        nn.Conv2d(8, 24, 1), nn.ReLU6(),
-        nn.Conv2d(24, 24, 3, padding=1, groups=24), nn.ReLU6(),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.ReLU6(),
+        nn.Conv2d(8, 24, 1),
+        nn.ReLU6(),
+        nn.Conv2d(24, 24, 3, padding=1, groups=24),
+        nn.ReLU6(),
         nn.Conv2d(24, 16, 1),
-        nn.Conv2d(16, 32, 5, stride=2, padding=2, groups=16), nn.Hardswish(),
-        sc.SeparableConv2d(32, 40, 3, padding="same"), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(40, 10),
+        nn.Conv2d(16, 32, 5, stride=2, padding=2, groups=16),
+        nn.Hardswish(),
+        sc.SeparableConv2d(32, 40, 3, padding="same"),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(40, 10),
     )
     return sc.convert(net).double()
 
 
 def make_batch():
     g = torch.Generator().manual_seed(1)
-    return (torch.randn(BATCH, 3, 20, 18, dtype=torch.float64, generator=g),
-            torch.randint(0, 10, (BATCH,), generator=g))
+    return (
+        torch.randn(BATCH, 3, 20, 18, dtype=torch.float64, generator=g),
+        torch.randint(0, 10, (BATCH,), generator=g),
+    )
 
 
 def train(model, x, y, steps):
@@ -66,7 +76,7 @@ def named(model):
     """Parameters by their name in the plain network (without DDP's / compile's prefixes)."""
     for name, p in model.named_parameters():
         for prefix in ("_orig_mod.", "module."):
-            name = name[len(prefix):] if name.startswith(prefix) else name
+            name = name[len(prefix) :] if name.startswith(prefix) else name
         yield name, p
 
 
@@ -78,14 +88,20 @@ def inductor_recording_ops(seen):
     def backend(gm, example_inputs):
         seen.update(str(n.target) for n in gm.graph.nodes if "sepconv" in str(n.target))
         return compile_fx(gm, example_inputs)
+
     return backend
 
 
 def worker(rank, port, out_dir, compiled, steps):
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=WORLD, timeout=datetime.timedelta(seconds=TIMEOUT_S))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=TIMEOUT_S),
+    )
     try:
         model = nn.parallel.DistributedDataParallel(make_network())
         compiled_ops = set()
@@ -94,10 +110,12 @@ def worker(rank, port, out_dir, compiled, steps):
         x, y = make_batch()
         half = BATCH // WORLD
         start = time.perf_counter()
-        record = train(model, x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half], steps)
+        record = train(model, x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half], steps)
         seconds = time.perf_counter() - start
-        torch.save({"record": record, "seconds": seconds, "compiled_ops": compiled_ops},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {"record": record, "seconds": seconds, "compiled_ops": compiled_ops},
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
@@ -110,8 +128,9 @@ def free_port():
 
 def run_ddp(tmp_path, compiled, steps):
     """Spawns the ranks (bounded in time) and returns each rank's record and wall time."""
-    ctx = mp.start_processes(worker, args=(free_port(), str(tmp_path), compiled, steps), nprocs=WORLD,
-                             join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        worker, args=(free_port(), str(tmp_path), compiled, steps), nprocs=WORLD, join=False, start_method="spawn"
+    )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ctx.join(timeout=5):  # raises if a rank failed
@@ -134,8 +153,10 @@ def test_ddp_matches_one_process(compiled, tmp_path):
     x, y = make_batch()
     expected = train(make_network(), x, y, steps)
     ranks = run_ddp(tmp_path, compiled, steps)
-    print(f"DDP {'compiled' if compiled else 'eager'}: {steps} step(s) in "
-          f"{', '.join('%.1f' % r['seconds'] for r in ranks)} s (ranks)")
+    print(
+        f"DDP {'compiled' if compiled else 'eager'}: {steps} step(s) in "
+        f"{', '.join('%.1f' % r['seconds'] for r in ranks)} s (ranks)"
+    )
     for rank, result in enumerate(ranks):
         if compiled:  # our three ops ran inside compiled graphs
             for op in ("depthwise_conv2d", "pointwise_conv2d", "separable_conv2d"):
@@ -144,7 +165,17 @@ def test_ddp_matches_one_process(compiled, tmp_path):
         for step, ((grads, params), (want_grads, want_params)) in enumerate(zip(result["record"], expected)):
             assert grads.keys() == want_grads.keys()
             for name in want_grads:
-                torch.testing.assert_close(grads[name], want_grads[name], rtol=1e-11, atol=1e-13,
-                                           msg=lambda m: f"rank {rank} step {step} grad {name}: {m}")
-                torch.testing.assert_close(params[name], want_params[name], rtol=1e-11, atol=1e-13,
-                                           msg=lambda m: f"rank {rank} step {step} param {name}: {m}")
+                torch.testing.assert_close(
+                    grads[name],
+                    want_grads[name],
+                    rtol=1e-11,
+                    atol=1e-13,
+                    msg=lambda m: f"rank {rank} step {step} grad {name}: {m}",
+                )
+                torch.testing.assert_close(
+                    params[name],
+                    want_params[name],
+                    rtol=1e-11,
+                    atol=1e-13,
+                    msg=lambda m: f"rank {rank} step {step} param {name}: {m}",
+                )

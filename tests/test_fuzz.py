@@ -10,6 +10,7 @@ run, no example database) and every tensor comes from the case's seed, so a fail
 reproduced by the one line it prints. SEPCONV_FUZZ_SCALE multiplies the example counts (e.g. 10
 for a long local search; CI runs 1: 10,000 configurations in all).
 """
+
 import dataclasses
 import math
 import os
@@ -18,8 +19,9 @@ from typing import Tuple, Union
 import pytest
 import torch
 
-import reference as R
 import sepconv_ext as sc
+
+import reference as R
 from reference import layout_expect, run_check
 
 hypothesis = pytest.importorskip("hypothesis", reason="the fuzz tests need hypothesis (pip install hypothesis)")
@@ -39,6 +41,7 @@ Padding = Union[int, Tuple[int, int], str]
 @dataclasses.dataclass(frozen=True)
 class FuzzCase:
     """One configuration; its repr is the constructor call that rebuilds it (for the repro line)."""
+
     op: str  # 'depthwise', 'pointwise', 'separable'
     isa: str
     N: int
@@ -100,11 +103,13 @@ def spatial_cases(draw, op: str) -> FuzzCase:
     dilation = _pair_or_int(draw, st.sampled_from([1, 1, 2, 3]))
     (sH, sW), (dH, dW) = R.pair(stride), R.pair(dilation)
     effH, effW = dH * (kH - 1) + 1, dW * (kW - 1) + 1
-    padding = draw(st.one_of(  # 'same' with stride > 1: TensorFlow SAME (functional.py)
-        st.sampled_from(["same", "valid"]),
-        st.integers(0, min(max(effH, effW) // 2 + 1, 6)),
-        st.tuples(st.integers(0, effH // 2 + 1), st.integers(0, effW // 2 + 1)),
-    ))
+    padding = draw(
+        st.one_of(  # 'same' with stride > 1: TensorFlow SAME (functional.py)
+            st.sampled_from(["same", "valid"]),
+            st.integers(0, min(max(effH, effW) // 2 + 1, 6)),
+            st.tuples(st.integers(0, effH // 2 + 1), st.integers(0, effW // 2 + 1)),
+        )
+    )
     t, b, l, r = (0, 0, 0, 0) if isinstance(padding, str) else R.pad4(R.pair(padding))
     min_h = 1 if padding == "same" else max(1, effH - t - b)
     min_w = 1 if padding == "same" else max(1, effW - l - r)
@@ -118,13 +123,27 @@ def spatial_cases(draw, op: str) -> FuzzCase:
     C = draw(st.integers(1, c_max))
     Cout = draw(st.integers(1, max(1, min(40, WORK_BUDGET // max(1, N * H * W * C * M))))) if op == "separable" else 1
     return FuzzCase(
-        op=op, isa=draw(st.sampled_from(ISAS)), N=N, C=C, H=H, W=W, M=M, kernel=(kH, kW),
-        stride=stride, padding=padding, dilation=dilation, Cout=Cout,
+        op=op,
+        isa=draw(st.sampled_from(ISAS)),
+        N=N,
+        C=C,
+        H=H,
+        W=W,
+        M=M,
+        kernel=(kH, kW),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        Cout=Cout,
         dtype=draw(st.sampled_from([torch.float64, torch.float32])),
-        layout=draw(st.sampled_from(R.LAYOUTS)), wlayout=draw(st.sampled_from(["contig", "slice", "transpose"])),
-        grad=draw(st.sampled_from(R.GRAD_KINDS)), weight_2d=op == "separable" and draw(st.booleans()),
-        dw_bias=draw(st.booleans()), pw_bias=op == "separable" and draw(st.booleans()),
-        seed=draw(st.integers(0, 2**31 - 1)))
+        layout=draw(st.sampled_from(R.LAYOUTS)),
+        wlayout=draw(st.sampled_from(["contig", "slice", "transpose"])),
+        grad=draw(st.sampled_from(R.GRAD_KINDS)),
+        weight_2d=op == "separable" and draw(st.booleans()),
+        dw_bias=draw(st.booleans()),
+        pw_bias=op == "separable" and draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 @st.composite
@@ -135,11 +154,21 @@ def pointwise_cases(draw) -> FuzzCase:
     Cin = draw(st.integers(1, max(1, min(80, WORK_BUDGET // pixels))))
     Cout = draw(st.integers(1, max(1, min(80, WORK_BUDGET // (pixels * Cin)))))
     return FuzzCase(
-        op="pointwise", isa=draw(st.sampled_from(ISAS)), N=N, C=Cin, H=H, W=W, Cout=Cout,
+        op="pointwise",
+        isa=draw(st.sampled_from(ISAS)),
+        N=N,
+        C=Cin,
+        H=H,
+        W=W,
+        Cout=Cout,
         dtype=draw(st.sampled_from([torch.float64, torch.float32])),
-        layout=draw(st.sampled_from(R.LAYOUTS)), wlayout=draw(st.sampled_from(["contig", "slice"])),
-        grad=draw(st.sampled_from(R.GRAD_KINDS)), weight_2d=draw(st.booleans()),
-        pw_bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
+        layout=draw(st.sampled_from(R.LAYOUTS)),
+        wlayout=draw(st.sampled_from(["contig", "slice"])),
+        grad=draw(st.sampled_from(R.GRAD_KINDS)),
+        weight_2d=draw(st.booleans()),
+        pw_bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
 
 
 # --------------------------------------------------------------------------- the check
@@ -170,12 +199,22 @@ def check(case: FuzzCase) -> None:
         red_grads = [kk * case.M * case.Cout, red * case.Cout, red, red * case.Cout, red]
     prev = sc.set_cpu_isa(case.isa)
     try:
-        out = run_check(fn, ref, inputs, dtype=case.dtype, grad_kind=case.grad, red_out=red_out,
-                        red_grads=red_grads, layout=layout_expect(case.layout, case.C, case.H, case.W, case.N), gen=g)
+        out = run_check(
+            fn,
+            ref,
+            inputs,
+            dtype=case.dtype,
+            grad_kind=case.grad,
+            red_out=red_out,
+            red_grads=red_grads,
+            layout=layout_expect(case.layout, case.C, case.H, case.W, case.N),
+            gen=g,
+        )
     except Exception as e:
         raise AssertionError(
             f"{case.call()}: {e}\nreproduce: cd tests && python -c "
-            f"\"import torch; from test_fuzz import *; check({case!r})\"") from e
+            f'"import torch; from test_fuzz import *; check({case!r})"'
+        ) from e
     finally:
         sc.set_cpu_isa(prev)
     Cout = {"depthwise": CM, "pointwise": case.Cout, "separable": case.Cout}[case.op]
@@ -184,9 +223,13 @@ def check(case: FuzzCase) -> None:
 
 def _settings(op):
     return hypothesis.settings(
-        max_examples=max(1, math.ceil(EXAMPLES[op] * SCALE)), derandomize=True, database=None,
-        deadline=None, print_blob=False,
-        suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.filter_too_much])
+        max_examples=max(1, math.ceil(EXAMPLES[op] * SCALE)),
+        derandomize=True,
+        database=None,
+        deadline=None,
+        print_blob=False,
+        suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.filter_too_much],
+    )
 
 
 @_settings("depthwise")

@@ -1,4 +1,5 @@
 """Operator-library integration: opcheck, meta, torch.compile, torch.export, TorchScript."""
+
 import subprocess
 import sys
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-import reference as R
 import sepconv_ext as sc
+
+import reference as R
 from conftest import subprocess_env
 
 ops = torch.ops.sepconv
@@ -26,39 +28,78 @@ def _rg(ts, on):
 def dw_samples():
     s = []
     for rg in (False, True):
-        s.append(_rg([torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), torch.randn(3),
-                      [1, 1], [1, 1, 1, 1], [1, 1]], rg))
-        s.append(_rg([_cl(torch.randn(2, 4, 7, 6)), torch.randn(8, 1, 3, 2), None,
-                      [2, 1], [0, 2, 1, 0], [1, 2]], rg))
-    s.append(_rg([torch.randn(1, 5, 9, 9, dtype=F64), torch.randn(15, 1, 5, 5, dtype=F64), torch.randn(15, dtype=F64),
-                  [3, 3], [2, 2, 2, 2], [1, 1]], True))
-    s.append(_rg([_cl(torch.randn(2, 16, 5, 5)), torch.randn(16, 1, 1, 1), torch.randn(16),
-                  [1, 1], [0, 0, 0, 0], [1, 1]], True))
+        s.append(
+            _rg([torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), torch.randn(3), [1, 1], [1, 1, 1, 1], [1, 1]], rg)
+        )
+        s.append(_rg([_cl(torch.randn(2, 4, 7, 6)), torch.randn(8, 1, 3, 2), None, [2, 1], [0, 2, 1, 0], [1, 2]], rg))
+    s.append(
+        _rg(
+            [
+                torch.randn(1, 5, 9, 9, dtype=F64),
+                torch.randn(15, 1, 5, 5, dtype=F64),
+                torch.randn(15, dtype=F64),
+                [3, 3],
+                [2, 2, 2, 2],
+                [1, 1],
+            ],
+            True,
+        )
+    )
+    s.append(
+        _rg(
+            [_cl(torch.randn(2, 16, 5, 5)), torch.randn(16, 1, 1, 1), torch.randn(16), [1, 1], [0, 0, 0, 0], [1, 1]],
+            True,
+        )
+    )
     return s
 
 
 def dw_bwd_input_samples():
     s = []
     for rg in (False, True):
-        s.append(_rg([torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), [2, 3, 6, 5],
-                      [1, 1], [1, 1, 1, 1], [1, 1]], rg))
+        s.append(
+            _rg([torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), [2, 3, 6, 5], [1, 1], [1, 1, 1, 1], [1, 1]], rg)
+        )
         # stride 2 over an odd size: last input row/col not covered
-        s.append(_rg([_cl(torch.randn(2, 8, 4, 5)), torch.randn(8, 1, 3, 2), [2, 4, 7, 9],
-                      [2, 2], [1, 1, 0, 1], [1, 1]], rg))
-    s.append(_rg([torch.randn(1, 6, 2, 2, dtype=F64), torch.randn(6, 1, 3, 3, dtype=F64), [1, 2, 7, 7],
-                  [2, 2], [0, 0, 0, 0], [2, 2]], True))
+        s.append(
+            _rg([_cl(torch.randn(2, 8, 4, 5)), torch.randn(8, 1, 3, 2), [2, 4, 7, 9], [2, 2], [1, 1, 0, 1], [1, 1]], rg)
+        )
+    s.append(
+        _rg(
+            [
+                torch.randn(1, 6, 2, 2, dtype=F64),
+                torch.randn(6, 1, 3, 3, dtype=F64),
+                [1, 2, 7, 7],
+                [2, 2],
+                [0, 0, 0, 0],
+                [2, 2],
+            ],
+            True,
+        )
+    )
     return s
 
 
 def dw_bwd_weight_samples():
     s = []
     for rg in (False, True):
-        s.append(_rg([torch.randn(2, 3, 6, 5), torch.randn(2, 3, 6, 5), [3, 3],
-                      [1, 1], [1, 1, 1, 1], [1, 1]], rg))
-        s.append(_rg([_cl(torch.randn(2, 8, 4, 5)), _cl(torch.randn(2, 4, 7, 9)), [3, 2],
-                      [2, 2], [1, 1, 0, 1], [1, 1]], rg))
-    s.append(_rg([torch.randn(1, 6, 2, 2, dtype=F64), torch.randn(1, 2, 7, 7, dtype=F64), [3, 3],
-                  [2, 2], [0, 0, 0, 0], [2, 2]], True))
+        s.append(_rg([torch.randn(2, 3, 6, 5), torch.randn(2, 3, 6, 5), [3, 3], [1, 1], [1, 1, 1, 1], [1, 1]], rg))
+        s.append(
+            _rg([_cl(torch.randn(2, 8, 4, 5)), _cl(torch.randn(2, 4, 7, 9)), [3, 2], [2, 2], [1, 1, 0, 1], [1, 1]], rg)
+        )
+    s.append(
+        _rg(
+            [
+                torch.randn(1, 6, 2, 2, dtype=F64),
+                torch.randn(1, 2, 7, 7, dtype=F64),
+                [3, 3],
+                [2, 2],
+                [0, 0, 0, 0],
+                [2, 2],
+            ],
+            True,
+        )
+    )
     return s
 
 
@@ -83,13 +124,51 @@ def pw_bwd_samples():
 def sep_samples():
     s = []
     for rg in (False, True):
-        s.append(_rg([torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), torch.randn(4, 3, 1, 1), None, torch.randn(4),
-                      [1, 1], [1, 1, 1, 1], [1, 1]], rg))
-        s.append(_rg([_cl(torch.randn(2, 4, 7, 6)), torch.randn(8, 1, 3, 3), torch.randn(5, 8), torch.randn(8), None,
-                      [2, 2], [1, 0, 1, 2], [1, 1]], rg))
-    s.append(_rg([torch.randn(1, 5, 9, 8, dtype=F64), torch.randn(10, 1, 2, 3, dtype=F64),
-                  torch.randn(3, 10, 1, 1, dtype=F64), torch.randn(10, dtype=F64), torch.randn(3, dtype=F64),
-                  [1, 2], [0, 1, 2, 1], [2, 1]], True))
+        s.append(
+            _rg(
+                [
+                    torch.randn(2, 3, 6, 5),
+                    torch.randn(3, 1, 3, 3),
+                    torch.randn(4, 3, 1, 1),
+                    None,
+                    torch.randn(4),
+                    [1, 1],
+                    [1, 1, 1, 1],
+                    [1, 1],
+                ],
+                rg,
+            )
+        )
+        s.append(
+            _rg(
+                [
+                    _cl(torch.randn(2, 4, 7, 6)),
+                    torch.randn(8, 1, 3, 3),
+                    torch.randn(5, 8),
+                    torch.randn(8),
+                    None,
+                    [2, 2],
+                    [1, 0, 1, 2],
+                    [1, 1],
+                ],
+                rg,
+            )
+        )
+    s.append(
+        _rg(
+            [
+                torch.randn(1, 5, 9, 8, dtype=F64),
+                torch.randn(10, 1, 2, 3, dtype=F64),
+                torch.randn(3, 10, 1, 1, dtype=F64),
+                torch.randn(10, dtype=F64),
+                torch.randn(3, dtype=F64),
+                [1, 2],
+                [0, 1, 2, 1],
+                [2, 1],
+            ],
+            True,
+        )
+    )
     return s
 
 
@@ -98,16 +177,49 @@ def sep_bwd_samples():
     # recorded), so no requires_grad samples. Output masks: all, input only, weights only.
     s = []
     for mask in ([True, True, True], [True, False, False], [False, True, True]):
-        s.append([torch.randn(2, 4, 6, 5), torch.randn(2, 3, 6, 5), torch.randn(3, 1, 3, 3), torch.randn(4, 3, 1, 1),
-                  None, [1, 1], [1, 1, 1, 1], [1, 1], mask])
-        s.append([_cl(torch.randn(2, 5, 3, 4)), _cl(torch.randn(2, 4, 7, 6)), torch.randn(8, 1, 3, 3),
-                  torch.randn(5, 8), torch.randn(8), [2, 2], [1, 0, 1, 2], [1, 1], mask])
-    s.append([torch.randn(1, 3, 8, 5, dtype=F64), torch.randn(1, 5, 9, 8, dtype=F64), torch.randn(10, 1, 2, 3, dtype=F64),
-              torch.randn(3, 10, 1, 1, dtype=F64), torch.randn(10, dtype=F64), [1, 2], [0, 1, 2, 1], [2, 1],
-              [True, True, False]])
+        s.append(
+            [
+                torch.randn(2, 4, 6, 5),
+                torch.randn(2, 3, 6, 5),
+                torch.randn(3, 1, 3, 3),
+                torch.randn(4, 3, 1, 1),
+                None,
+                [1, 1],
+                [1, 1, 1, 1],
+                [1, 1],
+                mask,
+            ]
+        )
+        s.append(
+            [
+                _cl(torch.randn(2, 5, 3, 4)),
+                _cl(torch.randn(2, 4, 7, 6)),
+                torch.randn(8, 1, 3, 3),
+                torch.randn(5, 8),
+                torch.randn(8),
+                [2, 2],
+                [1, 0, 1, 2],
+                [1, 1],
+                mask,
+            ]
+        )
+    s.append(
+        [
+            torch.randn(1, 3, 8, 5, dtype=F64),
+            torch.randn(1, 5, 9, 8, dtype=F64),
+            torch.randn(10, 1, 2, 3, dtype=F64),
+            torch.randn(3, 10, 1, 1, dtype=F64),
+            torch.randn(10, dtype=F64),
+            [1, 2],
+            [0, 1, 2, 1],
+            [2, 1],
+            [True, True, False],
+        ]
+    )
     return s
 
 
+# fmt: off
 OPCHECK = [
     ("depthwise_conv2d", dw_samples),
     ("_depthwise_conv2d_backward_input", dw_bwd_input_samples),
@@ -117,6 +229,7 @@ OPCHECK = [
     ("separable_conv2d", sep_samples),
     ("_separable_conv2d_backward", sep_bwd_samples),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("name,samples", OPCHECK, ids=[o[0] for o in OPCHECK])
@@ -141,19 +254,30 @@ def test_meta_shapes():
     out = ops.depthwise_conv2d(x, torch.empty(8, 1, 3, 2, device=m), None, [2, 1], [1, 0, 2, 1], [1, 2])
     assert out.device.type == "meta" and tuple(out.shape) == (2, 8, 4, 9)
     xc = x.contiguous(memory_format=torch.channels_last)
-    out = ops.depthwise_conv2d(xc, torch.empty(8, 1, 3, 3, device=m), torch.empty(8, device=m), [1, 1], [1, 1, 1, 1],
-                               [1, 1])
+    out = ops.depthwise_conv2d(
+        xc, torch.empty(8, 1, 3, 3, device=m), torch.empty(8, device=m), [1, 1], [1, 1, 1, 1], [1, 1]
+    )
     assert tuple(out.shape) == (2, 8, 9, 8) and out.is_contiguous(memory_format=torch.channels_last)
     out = ops.pointwise_conv2d(xc, torch.empty(6, 4, device=m), None)
     assert tuple(out.shape) == (2, 6, 9, 8) and out.is_contiguous(memory_format=torch.channels_last)
-    out = ops.separable_conv2d(x, torch.empty(4, 1, 3, 3, device=m), torch.empty(5, 4, 1, 1, device=m), None, None,
-                               [2, 2], [0, 0, 0, 0], [1, 1])
+    out = ops.separable_conv2d(
+        x,
+        torch.empty(4, 1, 3, 3, device=m),
+        torch.empty(5, 4, 1, 1, device=m),
+        None,
+        None,
+        [2, 2],
+        [0, 0, 0, 0],
+        [1, 1],
+    )
     assert tuple(out.shape) == (2, 5, 4, 3)
-    gi = ops._depthwise_conv2d_backward_input(torch.empty(2, 8, 4, 9, device=m), torch.empty(8, 1, 3, 2, device=m),
-                                              [2, 4, 9, 8], [2, 1], [1, 0, 2, 1], [1, 2])
+    gi = ops._depthwise_conv2d_backward_input(
+        torch.empty(2, 8, 4, 9, device=m), torch.empty(8, 1, 3, 2, device=m), [2, 4, 9, 8], [2, 1], [1, 0, 2, 1], [1, 2]
+    )
     assert tuple(gi.shape) == (2, 4, 9, 8)
-    gw = ops._depthwise_conv2d_backward_weight(torch.empty(2, 8, 4, 9, device=m), x, [3, 2], [2, 1], [1, 0, 2, 1],
-                                               [1, 2])
+    gw = ops._depthwise_conv2d_backward_weight(
+        torch.empty(2, 8, 4, 9, device=m), x, [3, 2], [2, 1], [1, 0, 2, 1], [1, 2]
+    )
     assert tuple(gw.shape) == (8, 1, 3, 2)
     gp = ops._pointwise_conv2d_backward_weight(torch.empty(2, 6, 9, 8, device=m), x)
     assert tuple(gp.shape) == (6, 4)
@@ -178,8 +302,15 @@ def _ops_inputs(cl, dtype=F32):
     x = torch.randn(2, 4, 9, 8, dtype=dtype)
     if cl:
         x = _cl(x)
-    ts = [x, torch.randn(8, 1, 3, 3, dtype=dtype), torch.randn(8, dtype=dtype), torch.randn(6, 8, 1, 1, dtype=dtype),
-          torch.randn(6, dtype=dtype), torch.randn(12, 1, 3, 2, dtype=dtype), torch.randn(5, 12, dtype=dtype)]
+    ts = [
+        x,
+        torch.randn(8, 1, 3, 3, dtype=dtype),
+        torch.randn(8, dtype=dtype),
+        torch.randn(6, 8, 1, 1, dtype=dtype),
+        torch.randn(6, dtype=dtype),
+        torch.randn(12, 1, 3, 2, dtype=dtype),
+        torch.randn(5, 12, dtype=dtype),
+    ]
     return [t.requires_grad_() for t in ts]
 
 
@@ -338,8 +469,14 @@ def test_torchscript_save_load_fresh_process(tmp_path):
     io = tmp_path / "io.pt"
     s.save(str(path))
     torch.save({"x": x, "y": ys.detach(), "gx": gs[0]}, str(io))
-    p = subprocess.run([sys.executable, "-c", CHILD, str(path), str(io)], capture_output=True, text=True,
-                       timeout=240, cwd=str(tmp_path), env=subprocess_env())
+    p = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), str(io)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=str(tmp_path),
+        env=subprocess_env(),
+    )
     assert p.returncode == 0 and p.stdout.strip().endswith("OK"), f"rc={p.returncode}\n{p.stdout}\n{p.stderr}"
 
 

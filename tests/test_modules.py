@@ -1,8 +1,8 @@
 """nn.Module facade: state_dict compatibility with nn.Conv2d, padding modes, 'same'/'valid',
 convert(), backend_info(), set_cpu_isa()."""
+
 import copy
 import importlib
-import os
 import re
 import subprocess
 import sys
@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-import reference as R
 import sepconv_ext as sc
+
+import reference as R
 from conftest import subprocess_env
 
 F32, F64 = torch.float32, torch.float64
@@ -61,8 +62,9 @@ class TwoConv(nn.Module):
 
     def __init__(self, cin, cout, k, stride=1, padding=0, dilation=1, M=1, bias=True, padding_mode="zeros"):
         super().__init__()
-        self.depthwise = nn.Conv2d(cin, cin * M, k, stride, padding, dilation, groups=cin, bias=False,
-                                   padding_mode=padding_mode)
+        self.depthwise = nn.Conv2d(
+            cin, cin * M, k, stride, padding, dilation, groups=cin, bias=False, padding_mode=padding_mode
+        )
         self.pointwise = nn.Conv2d(cin * M, cout, 1, bias=bias)
 
     def forward(self, x):
@@ -108,8 +110,11 @@ def test_init_matches_conv2d_bounds():
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
 def test_factory_kwargs(dtype):
-    for m in (sc.DepthwiseConv2d(3, 3, dtype=dtype, device="cpu"), sc.PointwiseConv2d(3, 4, dtype=dtype),
-              sc.SeparableConv2d(3, 4, 3, dtype=dtype)):
+    for m in (
+        sc.DepthwiseConv2d(3, 3, dtype=dtype, device="cpu"),
+        sc.PointwiseConv2d(3, 4, dtype=dtype),
+        sc.SeparableConv2d(3, 4, 3, dtype=dtype),
+    ):
         for p in m.parameters():
             assert p.dtype == dtype and p.device.type == "cpu"
         y = m(torch.randn(1, 3, 6, 6, dtype=dtype))
@@ -126,8 +131,11 @@ def test_depthwise_padding_modes_vs_conv2d(mode, padding):
     d = sc.DepthwiseConv2d(C, 3, padding=padding, depth_multiplier=M, padding_mode=mode)
     ref = nn.Conv2d(C, C * M, 3, padding=padding, groups=C, padding_mode=mode)
     ref.load_state_dict(d.state_dict())
-    for x in (torch.randn(2, C, 7, 8), torch.randn(2, C, 7, 8).contiguous(memory_format=torch.channels_last),
-              torch.randn(C, 6, 5)):
+    for x in (
+        torch.randn(2, C, 7, 8),
+        torch.randn(2, C, 7, 8).contiguous(memory_format=torch.channels_last),
+        torch.randn(C, 6, 5),
+    ):
         y = d(x)
         close(y, ref(x), reduction=9, what=f"{mode} {padding}")
         if x.dim() == 4 and x.is_contiguous():
@@ -185,8 +193,9 @@ def test_same_stride2_tf_style(k, H, W, mode):
     exp = R.ref_depthwise_conv2d(x, d.weight, d.bias, 2, "same", 1, padding_mode=mode)
     close(y, exp, F64, what="TF SAME")
     s = sc.SeparableConv2d(3, 4, k, stride=2, padding="same", padding_mode=mode, dtype=F64)
-    exp = R.ref_separable_conv2d(x, s.depthwise.weight, s.pointwise.weight, None, s.pointwise.bias, 2, "same",
-                                 padding_mode=mode)
+    exp = R.ref_separable_conv2d(
+        x, s.depthwise.weight, s.pointwise.weight, None, s.pointwise.bias, 2, "same", padding_mode=mode
+    )
     close(s(x), exp, F64)
 
 
@@ -218,8 +227,13 @@ class InvertedResidual(nn.Module):
         layers = []
         if expand != 1:
             layers += [nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
-        layers += [nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
-                   nn.ReLU6(inplace=True), nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
+        layers += [
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, oup, 1, bias=False),
+            nn.BatchNorm2d(oup),
+        ]
         self.conv = nn.Sequential(*layers)
         self.use_res = stride == 1 and inp == oup
 
@@ -228,15 +242,19 @@ class InvertedResidual(nn.Module):
 
 
 class MiniMobileNetV2(nn.Module):
-    N_DEPTHWISE = 5   # 4 block depthwise + 1 multiplier-2 dilated reflect depthwise
-    N_POINTWISE = 8   # block 1: project; blocks 2-4: expand + project; head
+    N_DEPTHWISE = 5  # 4 block depthwise + 1 multiplier-2 dilated reflect depthwise
+    N_POINTWISE = 8  # block 1: project; blocks 2-4: expand + project; head
     KEPT = ["stem.0", "down"]  # groups=1 3x3 stem; 1x1 stride-2 shortcut (not eligible)
 
     def __init__(self):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(inplace=True))
-        self.blocks = nn.Sequential(InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 4),
-                                    InvertedResidual(12, 12, 1, 4), InvertedResidual(12, 16, 2, 4))
+        self.blocks = nn.Sequential(
+            InvertedResidual(8, 8, 1, 1),
+            InvertedResidual(8, 12, 2, 4),
+            InvertedResidual(12, 12, 1, 4),
+            InvertedResidual(12, 16, 2, 4),
+        )
         self.dw_mult = nn.Conv2d(16, 32, 3, padding=2, dilation=2, groups=16, padding_mode="reflect")
         self.down = nn.Conv2d(32, 32, 1, stride=2)
         self.head = nn.Conv2d(32, 40, 1)
@@ -266,8 +284,11 @@ def make_mobilenet(dtype=F32):
 def count(model):
     dw = sum(isinstance(m, sc.DepthwiseConv2d) for m in model.modules())
     pw = sum(isinstance(m, sc.PointwiseConv2d) for m in model.modules())
-    plain = [n for n, m in model.named_modules()
-             if isinstance(m, nn.Conv2d) and not isinstance(m, (sc.DepthwiseConv2d, sc.PointwiseConv2d))]
+    plain = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) and not isinstance(m, (sc.DepthwiseConv2d, sc.PointwiseConv2d))
+    ]
     return dw, pw, plain
 
 
@@ -403,7 +424,10 @@ def test_import_refuses_another_torch_release():
     _extension.check_torch(None)  # no record (an old in-place build): nothing to compare
     major, minor = (int(v) for v in release.split(".")[:2])
     other = f"{major}.{minor + 1}.0"
-    with pytest.raises(ImportError, match=rf"built against torch {other}, but torch {re.escape(torch.__version__)} is running: reinstall"):
+    with pytest.raises(
+        ImportError,
+        match=rf"built against torch {other}, but torch {re.escape(torch.__version__)} is running: reinstall",
+    ):
         _extension.check_torch(_fake_build_info(other))
     if torch.version.cuda is None:
         with pytest.raises(ImportError, match="built with CUDA kernels.*has no CUDA"):
@@ -457,7 +481,13 @@ def test_env_cpu_isa(tmp_path):
     env = subprocess_env()
     env["SEPCONV_CPU_ISA"] = "scalar"
     # cwd: not the checkout, whose source tree would shadow a non-editable install.
-    p = subprocess.run([sys.executable, "-c", "import sepconv_ext; print(sepconv_ext.backend_info()['cpu_isa'])"],
-                       capture_output=True, text=True, env=env, timeout=120, cwd=str(tmp_path))
+    p = subprocess.run(
+        [sys.executable, "-c", "import sepconv_ext; print(sepconv_ext.backend_info()['cpu_isa'])"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=str(tmp_path),
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "scalar"

@@ -35,8 +35,9 @@ _PROBE = (
 def _target_environment():
     """{'torch': path of the target's torch/__init__.py or None, 'path': its sys.path}."""
     try:
-        out = subprocess.run([sys.executable, "-E", "-c", _PROBE], capture_output=True, text=True,
-                             timeout=120, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-E", "-c", _PROBE], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
         return json.loads(out.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return {"torch": None, "path": []}
@@ -53,7 +54,8 @@ def _make_target_torch_importable():
     sys.path.extend(extra)
     # Processes the build starts (none today; a compiler wrapper might) see the same paths.
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + extra)
+        [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + extra
+    )
     importlib.invalidate_caches()
     return importlib.util.find_spec("torch") is not None
 

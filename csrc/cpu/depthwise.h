@@ -23,8 +23,8 @@ struct DepthwiseKernels {
   void (*backward_input_nchw)(const DepthwiseParams&, const T* grad_output, const T* weight,
                               T* grad_input, int64_t begin, int64_t end);
   // units: input rows n * H + ih
-  void (*backward_input_nhwc)(const DepthwiseParams&, const T* grad_output,
-                              const T* weight_packed, T* grad_input, int64_t begin, int64_t end);
+  void (*backward_input_nhwc)(const DepthwiseParams&, const T* grad_output, const T* weight_packed,
+                              T* grad_input, int64_t begin, int64_t end);
   // units: output channels oc; sums over the whole batch in a fixed order
   void (*backward_weight_nchw)(const DepthwiseParams&, const T* grad_output, const T* input,
                                T* grad_weight, int64_t begin, int64_t end);

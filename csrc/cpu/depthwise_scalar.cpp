@@ -60,8 +60,8 @@ inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dilation,
 }
 
 template <typename T>
-void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_packed,
-                  const T* bias, T* output, int64_t begin, int64_t end) {
+void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_packed, const T* bias,
+                  T* output, int64_t begin, int64_t end) {
   const int64_t cout = p.out_channels(), m = p.multiplier;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / p.out_h, oh = row % p.out_h;
@@ -73,8 +73,9 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_pack
       T* y = output + (row * p.out_w + ow) * cout;
       // Element offset of tap (i, j), channel c: x0 + i * step_i + j * step_j + c. x0 itself may
       // lie outside the image (padding); only valid taps are added to it.
-      const int64_t x0 = ((n * p.in_h + oh * p.stride_h - p.pad_top) * p.in_w +
-                          ow * p.stride_w - p.pad_left) * p.channels;
+      const int64_t x0 =
+          ((n * p.in_h + oh * p.stride_h - p.pad_top) * p.in_w + ow * p.stride_w - p.pad_left) *
+          p.channels;
       const int64_t step_i = p.dilation_h * p.in_w * p.channels, step_j = p.dilation_w * p.channels;
       if (m == 1) {
         int64_t c = 0;
@@ -93,11 +94,15 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_pack
           T acc = bias ? bias[c] : T(0);
           for (int64_t i = i_lo; i < i_hi; ++i)
             for (int64_t j = j_lo; j < j_hi; ++j)
-              acc += weight_packed[(i * p.kernel_w + j) * cout + c] * input[x0 + i * step_i + j * step_j + c];
+              acc += weight_packed[(i * p.kernel_w + j) * cout + c] *
+                     input[x0 + i * step_i + j * step_j + c];
           y[c] = acc;
         }
       } else {
-        if (bias) std::copy(bias, bias + cout, y); else std::fill(y, y + cout, T(0));
+        if (bias)
+          std::copy(bias, bias + cout, y);
+        else
+          std::fill(y, y + cout, T(0));
         for (int64_t i = i_lo; i < i_hi; ++i)
           for (int64_t j = j_lo; j < j_hi; ++j) {
             const T* x = input + (x0 + i * step_i + j * step_j);
@@ -224,8 +229,7 @@ void backward_weight_nhwc(const DepthwiseParams& p, const T* grad_output, const 
     const int64_t nc = std::min(kWeightGradChannelBlock, end - c0), cols = nc * m;
     acc.assign(taps * cols, acc_t(0));
     for (int64_t pix = 0; pix < p.batch * p.out_h * p.out_w; ++pix) {
-      const int64_t n = pix / (p.out_h * p.out_w), oh = pix / p.out_w % p.out_h,
-                    ow = pix % p.out_w;
+      const int64_t n = pix / (p.out_h * p.out_w), oh = pix / p.out_w % p.out_h, ow = pix % p.out_w;
       const T* gy = grad_output + pix * cout + c0 * m;
       for (int64_t i = 0; i < p.kernel_h; ++i) {
         const int64_t ih = oh * p.stride_h - p.pad_top + i * p.dilation_h;
@@ -250,9 +254,9 @@ void backward_weight_nhwc(const DepthwiseParams& p, const T* grad_output, const 
 
 template <typename T>
 const DepthwiseKernels<T>& depthwise_scalar_kernels() {
-  static const DepthwiseKernels<T> kernels = {
-      forward_nchw<T>,        forward_nhwc<T>,         backward_input_nchw<T>,
-      backward_input_nhwc<T>, backward_weight_nchw<T>, backward_weight_nhwc<T>};
+  static const DepthwiseKernels<T> kernels = {forward_nchw<T>,         forward_nhwc<T>,
+                                              backward_input_nchw<T>,  backward_input_nhwc<T>,
+                                              backward_weight_nchw<T>, backward_weight_nhwc<T>};
   return kernels;
 }
 

@@ -56,7 +56,10 @@ std::string joined_usable() {
 int initial_row() {
   int best = kRows - 1;
   for (int i = 0; i < kRows; ++i)
-    if (kTable[i].cpu_supports()) { best = i; break; }
+    if (kTable[i].cpu_supports()) {
+      best = i;
+      break;
+    }
   const char* env = std::getenv("SEPCONV_CPU_ISA");
   if (env == nullptr || *env == '\0') return best;
   const int row = find_usable(env);
@@ -95,13 +98,21 @@ std::string set_active_isa(const std::string& name) {
 const CpuKernelTable& active_kernels() { return kTable[active_row().load()]; }
 
 template <>
-const DepthwiseKernels<float>& depthwise_kernels<float>() { return active_kernels().depthwise_f32(); }
+const DepthwiseKernels<float>& depthwise_kernels<float>() {
+  return active_kernels().depthwise_f32();
+}
 template <>
-const DepthwiseKernels<double>& depthwise_kernels<double>() { return depthwise_scalar_kernels<double>(); }
+const DepthwiseKernels<double>& depthwise_kernels<double>() {
+  return depthwise_scalar_kernels<double>();
+}
 template <>
-const PointwiseKernels<float>& pointwise_kernels<float>() { return active_kernels().pointwise_f32(); }
+const PointwiseKernels<float>& pointwise_kernels<float>() {
+  return active_kernels().pointwise_f32();
+}
 template <>
-const PointwiseKernels<double>& pointwise_kernels<double>() { return pointwise_scalar_kernels<double>(); }
+const PointwiseKernels<double>& pointwise_kernels<double>() {
+  return pointwise_scalar_kernels<double>();
+}
 
 }  // namespace cpu
 }  // namespace sepconv

@@ -12,8 +12,8 @@ namespace sepconv {
 namespace cpu {
 
 struct CpuKernelTable {
-  const char* isa;                              // 'avx512' | 'avx2' | 'neon' | 'scalar'
-  bool (*cpu_supports)();                       // can this CPU execute it?
+  const char* isa;         // 'avx512' | 'avx2' | 'neon' | 'scalar'
+  bool (*cpu_supports)();  // can this CPU execute it?
   const DepthwiseKernels<float>& (*depthwise_f32)();
   const PointwiseKernels<float>& (*pointwise_f32)();
 };

@@ -53,8 +53,9 @@ struct PanelB {
 // kKc x NR floats of B (16 KiB) stay in L1 while MC/MR tiles use them; the kMc x kKc block of
 // A (96 KiB) in L2. kMc is a multiple of every tile's MR (4, 6, 8, 12).
 constexpr int64_t kGemmKc = 256, kGemmMc = 96, kGemmNc = 2048;
-static_assert(kGemmKc == 256,
-              "pointwise_pixel_block and pointwise_weight_grad_split (pointwise.h) assume this depth block");
+static_assert(
+    kGemmKc == 256,
+    "pointwise_pixel_block and pointwise_weight_grad_split (pointwise.h) assume this depth block");
 // B blocks up to this size are swept by rows of tiles rather than columns (see gemm_blocked).
 constexpr int64_t kGemmRowOrderBytes = 128 * 1024;
 
@@ -132,8 +133,8 @@ void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
 // C = A * B + row_bias (per row) + col_bias (per column); either bias may be null.
 // `accumulate`: C += A * B.
 template <class Tile, typename T>
-void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
-                  const T* col_bias, bool accumulate = false) {
+void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias, const T* col_bias,
+                  bool accumulate = false) {
   constexpr int64_t MR = Tile::MR, NR = Tile::NR;
   if (g.k == 0) {
     if (!accumulate) fill_bias(g, c, row_bias, col_bias);
@@ -166,7 +167,8 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
           pack_a<MR>(g, a, ic, mc, pc, kc, a_pack.data());
         } else {
           packed_from = mc / MR * MR;
-          if (packed_from < mc) pack_a<MR>(g, a, ic + packed_from, mc - packed_from, pc, kc, a_pack.data());
+          if (packed_from < mc)
+            pack_a<MR>(g, a, ic + packed_from, mc - packed_from, pc, kc, a_pack.data());
         }
         const auto panel_b = [&](int64_t jr, int64_t nr) {
           if (!direct_b) return PanelB<T>{b_pack.data() + jr * kc, panel_width<Tile>(nr)};
@@ -209,8 +211,7 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
 
 // The kernel table's entry: C overwritten.
 template <class Tile, typename T>
-void gemm_entry(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias,
-                const T* col_bias) {
+void gemm_entry(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias, const T* col_bias) {
   gemm_blocked<Tile, T>(g, a, b, c, row_bias, col_bias);
 }
 
@@ -222,8 +223,9 @@ void store_tile(const T* tile, int64_t nrp, T* c, int64_t ldc, int64_t mr, int64
     for (int64_t j = 0; j < nr; ++j) {
       const T v = tile[i * nrp + j];
       T& out = c[i * ldc + j];
-      out = e.accumulate ? out + v
-                         : v + (e.row_bias ? e.row_bias[i] : T(0)) + (e.col_bias ? e.col_bias[j] : T(0));
+      out = e.accumulate
+                ? out + v
+                : v + (e.row_bias ? e.row_bias[i] : T(0)) + (e.col_bias ? e.col_bias[j] : T(0));
     }
 }
 
@@ -329,8 +331,8 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
       }
       const auto tile = [&](int64_t ir, int64_t jr) {
         const int64_t nr = std::min(NR, cout - jr), width = panel_width<Tile>(nr);
-        const PanelA<T> a = ir < full ? PanelA<T>{input + (ic + ir) * cin + pc, cin, 1}
-                                      : PanelA<T>{rows, 1, MR};
+        const PanelA<T> a =
+            ir < full ? PanelA<T>{input + (ic + ir) * cin + pc, cin, 1} : PanelA<T>{rows, 1, MR};
         const PanelB<T> b{weight_packed + jr * cin + pc * width, width};
         const Epilogue<T> e{pc > 0, nullptr, pc == 0 && bias ? bias + jr : nullptr};
         run_tile<Tile>(width, kc, a, b, output + (ic + ir) * cout + jr, cout, std::min(MR, mc - ir),
@@ -353,8 +355,8 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
 // register tile would cost more than the multiply-adds (measured: 3x the GEMM at m = 1 and
 // 1.5x at m = 8 for a 960 x 240 weight).
 template <class Tile, typename T>
-void pointwise_forward_dot(const PointwiseParams& p, const T* input, const T* weight,
-                           const T* bias, T* output, int64_t begin, int64_t end) {
+void pointwise_forward_dot(const PointwiseParams& p, const T* input, const T* weight, const T* bias,
+                           T* output, int64_t begin, int64_t end) {
   const int64_t m = p.batch * p.pixels, cin = p.in_channels;
   for (int64_t o = begin; o < end; ++o)
     Tile::dot_rows(cin, input, m, weight + o * cin, bias ? bias[o] : T(0), output + o,
@@ -397,9 +399,9 @@ void pointwise_backward_weight(const PointwiseParams& p, const PointwiseWeightGr
     // Element (o, q) of dY^T and (c, q) of X^T, q = pixel of the group, image-segmented in NCHW
     const int64_t gy_cs = nhwc ? cout : 1, gy_rs = nhwc ? 1 : P;
     const int64_t x_cs = nhwc ? cin : 1, x_rs = nhwc ? 1 : P;
-    Gemm g = transposed
-                 ? Gemm{cin, cols, images * P, x_rs, x_cs, gy_cs, gy_rs, cols}  // X^T (dY^T)^T
-                 : Gemm{cols, cin, images * P, gy_rs, gy_cs, x_cs, x_rs, cin};  // dY^T X
+    Gemm g = transposed ? Gemm{cin, cols, images * P, x_rs, x_cs, gy_cs, gy_rs, cols}
+                        // X^T (dY^T)^T
+                        : Gemm{cols, cin, images * P, gy_rs, gy_cs, x_cs, x_rs, cin};  // dY^T X
     if (!nhwc) {
       g.k_seg = P;
       g.a_seg = transposed ? cin * P : cout * P;
@@ -419,10 +421,13 @@ void pointwise_backward_weight(const PointwiseParams& p, const PointwiseWeightGr
 // The kernel table of one Tile.
 template <class Tile, typename T>
 const PointwiseKernels<T>& pointwise_kernels_of() {
-  static const PointwiseKernels<T> kernels = {
-      gemm_entry<Tile, T>, pointwise_packed_weight_size<Tile>, pack_pointwise_weight<Tile, T>,
-      pointwise_forward_nchw<Tile, T>, pointwise_forward_nhwc<Tile, T>, pointwise_forward_dot<Tile, T>,
-      pointwise_backward_weight<Tile, T>};
+  static const PointwiseKernels<T> kernels = {gemm_entry<Tile, T>,
+                                              pointwise_packed_weight_size<Tile>,
+                                              pack_pointwise_weight<Tile, T>,
+                                              pointwise_forward_nchw<Tile, T>,
+                                              pointwise_forward_nhwc<Tile, T>,
+                                              pointwise_forward_dot<Tile, T>,
+                                              pointwise_backward_weight<Tile, T>};
   return kernels;
 }
 

@@ -1,6 +1,6 @@
-// AVX-512 (F, BW, VL, DQ) kernels: the templates of simd/depthwise_simd.h and simd/pointwise_simd.h compiled for
-// this ISA only. Everything that is not ISA code is included before the target region, so no
-// inline function of a shared header is ever compiled with avx512 instructions.
+// AVX-512 (F, BW, VL, DQ) kernels: the templates of simd/depthwise_simd.h and simd/pointwise_simd.h
+// compiled for this ISA only. Everything that is not ISA code is included before the target region,
+// so no inline function of a shared header is ever compiled with avx512 instructions.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -14,7 +14,8 @@
 // run on any x86-64 CPU (else the compiler would emit AVX-512 instructions: SIGILL there).
 #if defined(SEPCONV_AVX512_VIA_SIMDE)
 #elif defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))), apply_to = function)
+#pragma clang attribute push( \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"))), apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")

@@ -24,8 +24,8 @@ struct DepthwiseParams {
   int64_t out_channels() const { return channels * multiplier; }
 };
 
-// Pointwise (1x1) convolution as a GEMM: for every image, out[Cout x P] = W[Cout x Cin] * in[Cin x P]
-// with P = H*W pixels.
+// Pointwise (1x1) convolution as a GEMM: for every image, out[Cout x P] = W[Cout x Cin] * in[Cin x
+// P] with P = H*W pixels.
 struct PointwiseParams {
   int64_t batch;
   int64_t in_channels;

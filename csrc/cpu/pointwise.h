@@ -2,7 +2,8 @@
 // Same conventions as depthwise.h: each kernel handles the units [begin, end), one writer per unit.
 //   *_nchw: input (N, Cin, P), weight (Cout, Cin), output (N, Cout, P), P = H*W
 //   *_nhwc: input (N*P, Cin), output (N*P, Cout)
-// The forward kernels read the weight packed by pack_weight; the weight gradients write (Cout, Cin).
+// The forward kernels read the weight packed by pack_weight; the weight gradients write (Cout,
+// Cin).
 #pragma once
 #include <algorithm>
 #include <utility>
@@ -17,7 +18,8 @@ namespace cpu {
 // depth block, which stays in L2 while the output channels read it: narrow inputs take longer
 // pixel blocks, so each of the Cin rows the unit reads is a longer sequential run. Splitting
 // channels too keeps both threads busy when an image has few pixels (7x7 layers).
-constexpr int64_t kPointwisePixelBlock = 256, kPointwiseRowBlock = 96, kPointwisePackFloats = 1 << 16;
+constexpr int64_t kPointwisePixelBlock = 256, kPointwiseRowBlock = 96,
+                  kPointwisePackFloats = 1 << 16;
 
 // Up to this many pixels (N*P), the NHWC forward dots weight rows in place (forward_dot)
 // instead of packing the weight for the GEMM tile.
@@ -71,7 +73,8 @@ inline PointwiseWeightGradSplit pointwise_weight_grad_split(const PointwiseParam
   const int64_t want_blocks = (threads > 0 ? threads : 1) / a;
   const int64_t cout = p.out_channels > 0 ? p.out_channels : 1;
   const int64_t blocks_max = (cout + 7) / 8;
-  const int64_t block = (cout + std::min(want_blocks, blocks_max) - 1) / std::min(want_blocks, blocks_max);
+  const int64_t block =
+      (cout + std::min(want_blocks, blocks_max) - 1) / std::min(want_blocks, blocks_max);
   return {group, groups, block, (cout + block - 1) / block};
 }
 

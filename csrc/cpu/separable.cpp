@@ -39,9 +39,7 @@ SeparableParams separable_backward_params(const DepthwiseParams& depthwise, int6
   return params_with_band(depthwise, out_channels, kBackwardBandElements);
 }
 
-int64_t separable_units(const SeparableParams& s) {
-  return s.depthwise.batch * bands_per_image(s);
-}
+int64_t separable_units(const SeparableParams& s) { return s.depthwise.batch * bands_per_image(s); }
 
 template <typename T>
 void separable_forward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKernels<T>& pw,
@@ -57,8 +55,8 @@ void separable_forward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKernel
                     w.depthwise, w.depthwise_bias, band.data(), 0, mid);
     // Y[:, band] = W (Cout x mid) * band (mid x band pixels)
     const auto g = Gemm::row_major(s.out_channels, band_pixels, mid, mid, band_pixels, pixels);
-    pw.gemm(g, w.pointwise, band.data(),
-            output + n * s.out_channels * pixels + row0 * p.out_w, w.pointwise_bias, nullptr);
+    pw.gemm(g, w.pointwise, band.data(), output + n * s.out_channels * pixels + row0 * p.out_w,
+            w.pointwise_bias, nullptr);
   }
 }
 
@@ -82,12 +80,12 @@ void separable_forward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKernel
   }
 }
 
-#define SEPCONV_INSTANTIATE(T)                                                                   \
+#define SEPCONV_INSTANTIATE(T)                                                                    \
   template void separable_forward_nchw<T>(const DepthwiseKernels<T>&, const PointwiseKernels<T>&, \
-                                          const SeparableParams&, const T*,                      \
-                                          const SeparableWeights<T>&, T*, int64_t, int64_t);     \
+                                          const SeparableParams&, const T*,                       \
+                                          const SeparableWeights<T>&, T*, int64_t, int64_t);      \
   template void separable_forward_nhwc<T>(const DepthwiseKernels<T>&, const PointwiseKernels<T>&, \
-                                          const SeparableParams&, const T*,                      \
+                                          const SeparableParams&, const T*,                       \
                                           const SeparableWeights<T>&, T*, int64_t, int64_t);
 SEPCONV_INSTANTIATE(float)
 SEPCONV_INSTANTIATE(double)

@@ -185,11 +185,11 @@ void separable_backward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKerne
   }
 }
 
-#define SEPCONV_INSTANTIATE(T)                                                                 \
-  template void separable_backward_nchw<T>(                                                    \
+#define SEPCONV_INSTANTIATE(T)                                                                  \
+  template void separable_backward_nchw<T>(                                                     \
       const DepthwiseKernels<T>&, const PointwiseKernels<T>&, const SeparableParams&, const T*, \
-      const T*, const SeparableWeights<T>&, T*, const SeparableGradSums&, int64_t, int64_t);   \
-  template void separable_backward_nhwc<T>(                                                    \
+      const T*, const SeparableWeights<T>&, T*, const SeparableGradSums&, int64_t, int64_t);    \
+  template void separable_backward_nhwc<T>(                                                     \
       const DepthwiseKernels<T>&, const PointwiseKernels<T>&, const SeparableParams&, const T*, \
       const T*, const SeparableWeights<T>&, T*, const SeparableGradSums&, int64_t, int64_t);
 SEPCONV_INSTANTIATE(float)

@@ -16,8 +16,8 @@ bool is_supported_dtype(const at::Tensor& t) {
 
 void check_dtype(const char* op, const char* name, const at::Tensor& t) {
   TORCH_CHECK_TYPE(is_supported_dtype(t), op, ": expected ", name,
-                   " to be float32 or float64 (or float16/bfloat16 on CUDA), got ",
-                   t.scalar_type(), " on ", t.device());
+                   " to be float32 or float64 (or float16/bfloat16 on CUDA), got ", t.scalar_type(),
+                   " on ", t.device());
 }
 
 // `t` must share dtype and device with the reference tensor `ref` (no silent casts or copies).
@@ -57,27 +57,25 @@ c10::SymInt output_length(const char* op, const char* dim, const c10::SymInt& in
 // Shape rules of a depthwise conv on sizes alone, so the backward ops can check the forward
 // they differentiate without building tensors.
 std::vector<c10::SymInt> depthwise_output_size(const char* op, c10::SymIntArrayRef input,
-                                               c10::SymIntArrayRef weight,
-                                               const ConvGeometry& g,
+                                               c10::SymIntArrayRef weight, const ConvGeometry& g,
                                                const char* weight_name = "weight") {
   const c10::SymInt& channels = input[1];
   TORCH_SYM_CHECK(channels.sym_ge(1), op, ": expected input with at least one channel, got shape ",
                   input);
-  TORCH_CHECK_VALUE(weight.size() == 4, op,
-                    ": expected ", weight_name, " of shape (C * multiplier, 1, kH, kW), got ", weight);
-  TORCH_SYM_CHECK(weight[1].sym_eq(1) & weight[0].sym_ge(channels) &
-                      (weight[0] % channels).sym_eq(0),
-                  op, ": expected ", weight_name, " of shape (C * multiplier, 1, kH, kW) with C = ", channels,
-                  " input channels, got ", weight);
+  TORCH_CHECK_VALUE(weight.size() == 4, op, ": expected ", weight_name,
+                    " of shape (C * multiplier, 1, kH, kW), got ", weight);
+  TORCH_SYM_CHECK(
+      weight[1].sym_eq(1) & weight[0].sym_ge(channels) & (weight[0] % channels).sym_eq(0), op,
+      ": expected ", weight_name, " of shape (C * multiplier, 1, kH, kW) with C = ", channels,
+      " input channels, got ", weight);
   TORCH_SYM_CHECK(weight[2].sym_ge(1) & weight[3].sym_ge(1), op,
                   ": expected a kernel of at least 1x1, got ", weight_name, " of shape ", weight);
   const int64_t kh = weight[2].guard_int(__FILE__, __LINE__);
   const int64_t kw = weight[3].guard_int(__FILE__, __LINE__);
-  return {input[0], weight[0],
-          output_length(op, "height", input[2], kh, g.stride_h, g.pad_top, g.pad_bottom,
-                        g.dilation_h),
-          output_length(op, "width", input[3], kw, g.stride_w, g.pad_left, g.pad_right,
-                        g.dilation_w)};
+  return {
+      input[0], weight[0],
+      output_length(op, "height", input[2], kh, g.stride_h, g.pad_top, g.pad_bottom, g.dilation_h),
+      output_length(op, "width", input[3], kw, g.stride_w, g.pad_left, g.pad_right, g.dilation_w)};
 }
 
 void check_grad_output_size(const char* op, const at::Tensor& grad_output,
@@ -85,8 +83,8 @@ void check_grad_output_size(const char* op, const at::Tensor& grad_output,
   bool same = grad_output.dim() == 4;
   for (int d = 0; same && d < 4; ++d)
     same = grad_output.sym_size(d).sym_eq(expected[d]).guard_bool(__FILE__, __LINE__);
-  TORCH_CHECK_VALUE(same, op, ": expected grad_output of shape ", c10::SymIntArrayRef(expected), ", got ",
-                    grad_output.sym_sizes());
+  TORCH_CHECK_VALUE(same, op, ": expected grad_output of shape ", c10::SymIntArrayRef(expected),
+                    ", got ", grad_output.sym_sizes());
 }
 
 // Pointwise weight (Cout, Cin, 1, 1) or (Cout, Cin) applied to `in_channels` channels.
@@ -95,10 +93,11 @@ void check_pointwise_weight(const char* op, const char* name, const at::Tensor& 
   check_same(op, name, weight, "input", input);
   const bool shape_ok = weight.dim() == 2 ||
                         (weight.dim() == 4 && weight.sym_size(2) == 1 && weight.sym_size(3) == 1);
-  TORCH_CHECK_VALUE(shape_ok, op, ": expected ", name, " of shape (Cout, Cin, 1, 1) or (Cout, Cin), got ",
-                    weight.sym_sizes());
-  TORCH_SYM_CHECK(weight.sym_size(1).sym_eq(in_channels), op, ": expected ", name, " with Cin = ",
-                  in_channels, " (the channels it is applied to), got shape ", weight.sym_sizes());
+  TORCH_CHECK_VALUE(shape_ok, op, ": expected ", name,
+                    " of shape (Cout, Cin, 1, 1) or (Cout, Cin), got ", weight.sym_sizes());
+  TORCH_SYM_CHECK(weight.sym_size(1).sym_eq(in_channels), op, ": expected ", name,
+                  " with Cin = ", in_channels, " (the channels it is applied to), got shape ",
+                  weight.sym_sizes());
 }
 
 }  // namespace
@@ -107,14 +106,14 @@ ConvGeometry check_geometry(const char* op, at::IntArrayRef stride, at::IntArray
                             at::IntArrayRef dilation) {
   TORCH_CHECK_VALUE(stride.size() == 2 && stride[0] >= 1 && stride[1] >= 1, op,
                     ": expected stride to be two integers >= 1, got ", stride);
-  TORCH_CHECK_VALUE(padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 &&
-                        padding[2] >= 0 && padding[3] >= 0,
-                    op, ": expected padding to be four integers >= 0 (top, bottom, left, right), got ",
-                    padding);
+  TORCH_CHECK_VALUE(
+      padding.size() == 4 && padding[0] >= 0 && padding[1] >= 0 && padding[2] >= 0 &&
+          padding[3] >= 0,
+      op, ": expected padding to be four integers >= 0 (top, bottom, left, right), got ", padding);
   TORCH_CHECK_VALUE(dilation.size() == 2 && dilation[0] >= 1 && dilation[1] >= 1, op,
                     ": expected dilation to be two integers >= 1, got ", dilation);
-  return {stride[0], stride[1], padding[0], padding[1], padding[2], padding[3],
-          dilation[0], dilation[1]};
+  return {stride[0],  stride[1],  padding[0],  padding[1],
+          padding[2], padding[3], dilation[0], dilation[1]};
 }
 
 std::vector<c10::SymInt> check_depthwise_forward(const char* op, const at::Tensor& input,

@@ -27,9 +27,9 @@ at::Tensor depthwise_conv2d(const at::Tensor& input, const at::Tensor& weight, O
 at::Tensor depthwise_conv2d_backward_input(const at::Tensor& grad_output, const at::Tensor& weight,
                                            c10::SymIntArrayRef input_size, Ints stride,
                                            Ints padding, Ints dilation) {
-  static const auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&,
-                                           c10::SymIntArrayRef, Ints, Ints, Ints)>(
-      "sepconv::_depthwise_conv2d_backward_input");
+  static const auto op =
+      handle<at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints,
+                        Ints)>("sepconv::_depthwise_conv2d_backward_input");
   return op.call(grad_output, weight, input_size, stride, padding, dilation);
 }
 
@@ -48,7 +48,8 @@ at::Tensor pointwise_conv2d(const at::Tensor& input, const at::Tensor& weight, O
   return op.call(input, weight, bias);
 }
 
-at::Tensor pointwise_conv2d_backward_weight(const at::Tensor& grad_output, const at::Tensor& input) {
+at::Tensor pointwise_conv2d_backward_weight(const at::Tensor& grad_output,
+                                            const at::Tensor& input) {
   static const auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&)>(
       "sepconv::_pointwise_conv2d_backward_weight");
   return op.call(grad_output, input);
@@ -57,9 +58,9 @@ at::Tensor pointwise_conv2d_backward_weight(const at::Tensor& grad_output, const
 at::Tensor separable_conv2d(const at::Tensor& input, const at::Tensor& depthwise_weight,
                             const at::Tensor& pointwise_weight, OptTensor depthwise_bias,
                             OptTensor pointwise_bias, Ints stride, Ints padding, Ints dilation) {
-  static const auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                           OptTensor, OptTensor, Ints, Ints, Ints)>(
-      "sepconv::separable_conv2d");
+  static const auto op =
+      handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, OptTensor,
+                        OptTensor, Ints, Ints, Ints)>("sepconv::separable_conv2d");
   return op.call(input, depthwise_weight, pointwise_weight, depthwise_bias, pointwise_bias, stride,
                  padding, dilation);
 }
@@ -69,9 +70,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
     const at::Tensor& pointwise_weight, OptTensor depthwise_bias, Ints stride, Ints padding,
     Ints dilation, std::array<bool, 3> output_mask) {
   using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
-  static const auto op = handle<Grads(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                      const at::Tensor&, OptTensor, Ints, Ints, Ints,
-                                      std::array<bool, 3>)>("sepconv::_separable_conv2d_backward");
+  static const auto op =
+      handle<Grads(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                   OptTensor, Ints, Ints, Ints, std::array<bool, 3>)>(
+          "sepconv::_separable_conv2d_backward");
   return op.call(grad_output, input, depthwise_weight, pointwise_weight, depthwise_bias, stride,
                  padding, dilation, output_mask);
 }

@@ -24,8 +24,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_backward_co
     const at::Tensor grad_mid =
         ops::pointwise_conv2d(grad_output, pointwise_weight.flatten(1).t(), std::nullopt);
     if (output_mask[0])
-      grad_input = ops::depthwise_conv2d_backward_input(grad_mid, depthwise_weight,
-                                                        input.sym_sizes(), stride, padding, dilation);
+      grad_input = ops::depthwise_conv2d_backward_input(
+          grad_mid, depthwise_weight, input.sym_sizes(), stride, padding, dilation);
     if (output_mask[1]) {
       grad_dw_weight = ops::depthwise_conv2d_backward_weight(
           grad_mid, input,
@@ -47,9 +47,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_backward_co
   const char* op = "sepconv::_separable_conv2d_backward";
   check_separable_backward(op, grad_output, input, depthwise_weight, pointwise_weight,
                            depthwise_bias, check_geometry(op, stride, padding, dilation));
-  auto grads = separable_backward_composition(grad_output, input, depthwise_weight,
-                                              pointwise_weight, depthwise_bias, stride, padding,
-                                              dilation, output_mask);
+  auto grads =
+      separable_backward_composition(grad_output, input, depthwise_weight, pointwise_weight,
+                                     depthwise_bias, stride, padding, dilation, output_mask);
   const auto or_empty = [&](at::Tensor& t) {
     if (!t.defined()) t = at::empty({0}, input.options());
   };

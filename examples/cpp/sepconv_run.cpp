@@ -61,8 +61,7 @@ void require_sepconv_ops() {
 
 int main(int argc, char** argv) {
   if (argc != 5 && argc != 6) {
-    std::fprintf(stderr,
-                 "usage: %s MODEL.pt INPUT.pt OUTPUT.pt INPUT_GRAD.pt [PARAM_GRADS.pt]\n",
+    std::fprintf(stderr, "usage: %s MODEL.pt INPUT.pt OUTPUT.pt INPUT_GRAD.pt [PARAM_GRADS.pt]\n",
                  argv[0]);
     return 2;
   }

@@ -150,8 +150,17 @@ struct DepthwiseBlocked {
     Source src;
     Ring(int64_t span, int64_t cols, int64_t pad_left, int64_t up_h, int64_t up_w, int64_t h,
          int64_t w)
-        : span(span), cols(cols), row_size(cols * W), pad_left(pad_left), up_h(up_h), up_w(up_w),
-          h(h), w(w), rows(span * cols * W, 0.f), held(span), slot((h - 1) * up_h + 1),
+        : span(span),
+          cols(cols),
+          row_size(cols * W),
+          pad_left(pad_left),
+          up_h(up_h),
+          up_w(up_w),
+          h(h),
+          w(w),
+          rows(span * cols * W, 0.f),
+          held(span),
+          slot((h - 1) * up_h + 1),
           source_row(slot.size()) {
       valid_output_range(pad_left, up_w, cols, w, &x_lo, &x_hi);  // source columns inside
       if (up_h > 1) zero_row.assign(row_size, 0.f);
@@ -169,8 +178,7 @@ struct DepthwiseBlocked {
       float* dst = rows.data() + k * row_size;
       if (held[k] == r) return dst;
       held[k] = r;
-      src.row(source_row[r], x_lo, x_hi - x_lo, dst + (x_lo * up_w + pad_left) * W,
-              up_w * W);
+      src.row(source_row[r], x_lo, x_hi - x_lo, dst + (x_lo * up_w + pad_left) * W, up_w * W);
       return dst;
     }
   };
@@ -210,7 +218,7 @@ struct DepthwiseBlocked {
   // (31x31 on 56x56 drops 30 of 86 columns: 1.9x slower as a long row. 3x3 on 7x7 drops 2 of
   // 9: 1.15x faster.)
   struct Plan {
-    Grid in, out;         // input image; output (or gradient) image
+    Grid in, out;          // input image; output (or gradient) image
     int64_t calls, width;  // row kernel calls; output pixels per call
     explicit Plan(const DepthwiseParams& p) {
       const int64_t rows = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
@@ -235,8 +243,8 @@ struct DepthwiseBlocked {
   // plane); pixels that fall outside (the conv does not read them) and the padding to whole
   // vectors go to `sink`.
   static std::vector<int64_t> pixel_offsets(int64_t y_lo, int64_t y_hi, int64_t w, int64_t up_h,
-                                            int64_t up_w, int64_t top, int64_t left,
-                                            const Grid& g, int64_t sink) {
+                                            int64_t up_w, int64_t top, int64_t left, const Grid& g,
+                                            int64_t sink) {
     std::vector<int64_t> at(((y_hi - y_lo) * w + W - 1) / W * W, sink);
     for (int64_t y = y_lo; y < y_hi; ++y)
       for (int64_t x = 0; x < w; ++x) {
@@ -264,8 +272,8 @@ struct DepthwiseBlocked {
   // Blocked pixels at image + at[i] -> W planes of n pixels (=, or += when accumulating). When
   // storing, a last partial vector is redone overlapping the one before (same values: partial
   // stores are slow); when accumulating it is stored partially (the overlap would add twice).
-  static void image_to_planes(const float* image, const int64_t* at, int64_t n,
-                              float* const* dst, bool accumulate) {
+  static void image_to_planes(const float* image, const int64_t* at, int64_t n, float* const* dst,
+                              bool accumulate) {
     const bool overlap = !accumulate && n >= W;
     for (int64_t x0 = 0; x0 < n; x0 += W) {
       const int64_t x = overlap ? std::min(x0, n - W) : x0, m = overlap ? W : std::min(W, n - x0);
@@ -321,8 +329,8 @@ struct DepthwiseBlocked {
   // upsampled by up_h x up_w: the geometry q is that of the upsampled source), w_packed and
   // b_packed (nullptr: no bias) as pack_weights.
   template <class PlaneOf>
-  static void correlate(const DepthwiseParams& q, int64_t up_h, int64_t up_w, int64_t h,
-                        int64_t w, int64_t channels, const PlaneOf& src, const float* w_packed,
+  static void correlate(const DepthwiseParams& q, int64_t up_h, int64_t up_w, int64_t h, int64_t w,
+                        int64_t channels, const PlaneOf& src, const float* w_packed,
                         const float* b_packed, float* output, bool accumulate, int64_t begin,
                         int64_t end) {
     const int64_t kh = q.kernel_h, kw = q.kernel_w, taps = kh * kw;
@@ -414,11 +422,11 @@ struct DepthwiseBlocked {
   // correlation of grad_output with a sub-kernel. (The upsampled correlation runs s_h * s_w
   // times the FMAs, most of them on inserted zeros.)
   struct PhaseAxis {
-    std::vector<int64_t> taps;  // kernel indices, by increasing offset
+    std::vector<int64_t> taps;              // kernel indices, by increasing offset
     int64_t first = 0, step = 1, size = 0;  // offset of taps[0]; offset step; input pixels
   };
-  static std::vector<PhaseAxis> phase_axes(int64_t in, int64_t out, int64_t k, int64_t s,
-                                           int64_t d, int64_t pad, int64_t* lo, int64_t* hi) {
+  static std::vector<PhaseAxis> phase_axes(int64_t in, int64_t out, int64_t k, int64_t s, int64_t d,
+                                           int64_t pad, int64_t* lo, int64_t* hi) {
     std::vector<PhaseAxis> axes(s);
     *lo = *hi = 0;  // grad_output padding that every phase's reads need
     for (int64_t a = 0; a < s; ++a) {
@@ -449,8 +457,8 @@ struct DepthwiseBlocked {
                                     const float* weight, float* grad_input, int64_t begin,
                                     int64_t end) {
     int64_t top, bottom, left, right;
-    const std::vector<PhaseAxis> ph = phase_axes(p.in_h, p.out_h, p.kernel_h, p.stride_h,
-                                                 p.dilation_h, p.pad_top, &top, &bottom);
+    const std::vector<PhaseAxis> ph =
+        phase_axes(p.in_h, p.out_h, p.kernel_h, p.stride_h, p.dilation_h, p.pad_top, &top, &bottom);
     const std::vector<PhaseAxis> pw = phase_axes(p.in_w, p.out_w, p.kernel_w, p.stride_w,
                                                  p.dilation_w, p.pad_left, &left, &right);
     const int64_t rows = top + p.out_h + bottom, cols = left + p.out_w + right;
@@ -465,7 +473,7 @@ struct DepthwiseBlocked {
     struct Phase {
       const PhaseAxis *h, *w;
       bool long_row;
-      int64_t region, pitch;  // output buffer: first pixel, pixels between rows
+      int64_t region, pitch;       // output buffer: first pixel, pixels between rows
       std::vector<float> weights;  // (block, taps of the phase, lane), per pass k
       typename Simd::NhwcRowFn row_fn;
     };
@@ -486,8 +494,13 @@ struct DepthwiseBlocked {
         DepthwiseParams sub = p;
         sub.kernel_w = static_cast<int64_t>(aw.taps.size());
         sub.stride_w = 1, sub.dilation_w = aw.step;
-        phases.push_back({&ah, &aw, long_row, region[a * p.stride_w + b],
-                          pitch[a * p.stride_w + b], {}, Simd::nhwc_row_fn(sub)});
+        phases.push_back({&ah,
+                          &aw,
+                          long_row,
+                          region[a * p.stride_w + b],
+                          pitch[a * p.stride_w + b],
+                          {},
+                          Simd::nhwc_row_fn(sub)});
       }
     std::vector<float> out((buffer + 1) * W, 0.f);  // the last pixel: the zero sink
     std::vector<int64_t> out_at((in_plane + W - 1) / W * W, buffer * W);
@@ -586,9 +599,8 @@ struct DepthwiseBlocked {
         const int64_t width = std::min(Simd::kWeightChunk, kw - j0);
         const float* chunk_rows[3];  // rows_per_call <= 3
         for (int64_t r = 0; r < rows; ++r) chunk_rows[r] = x_row(i0 + r) + j0 * p.dilation_w * W;
-        Simd::weight_row_fn(p.stride_w, rows, width)(chunk_rows, gy, n, W, p.stride_w,
-                                                     p.dilation_w, acc + (i0 * kw + j0) * W,
-                                                     kw * W, W);
+        Simd::weight_row_fn(p.stride_w, rows, width)(chunk_rows, gy, n, W, p.stride_w, p.dilation_w,
+                                                     acc + (i0 * kw + j0) * W, kw * W, W);
       }
     }
   }
@@ -627,50 +639,53 @@ struct DepthwiseBlocked {
     std::vector<const float*> xrows(kh);
     const int64_t passes = nhwc ? p.multiplier : 1;
     for (int64_t c0 = begin; c0 < end; c0 += W)
-    for (int64_t k = 0; k < passes; ++k) {
-      const int64_t m = std::min(W, end - c0);
-      std::fill(total.begin(), total.end(), 0.0);
-      for (int64_t n = 0; n < p.batch; ++n) {
-        std::fill(acc.begin(), acc.end(), 0.f);
-        const float *xp[W], *gp[W];
-        for (int64_t l = 0; l < W && !nhwc; ++l) {
-          const int64_t oc = c0 + l;
-          xp[l] = l < m ? input + (n * p.channels + oc / p.multiplier) * in_plane : zeros.data();
-          gp[l] = l < m ? grad_output + (n * cout + oc) * out_plane : zeros.data();
-        }
-        if (whole) {
-          x_image->load(xp);
-          gy_image->load(gp);
-          for (int64_t call = 0; call < plan.calls; ++call)
-            sum_taps(
-                p,
-                [&](int64_t i) { return x_image->pixel(call * p.stride_h + i * p.dilation_h, 0); },
-                0, kh, gy_image->pixel(call, 0), plan.width, acc.data());
-        } else {
-          const Source x = nhwc ? Source::nhwc(input + n * in_plane * p.channels + c0, p.in_h,
-                                               p.in_w, p.channels, m)
-                                : Source::nchw(xp, p.in_h, p.in_w);
-          // NHWC: grad_output channels (c0 + l) * M + k, for lanes l.
-          const float* gy_first = grad_output + n * out_plane * cout + c0 * passes + k;
-          const Source gy = nhwc ? Source::nhwc(gy_first, p.out_h, p.out_w, cout, m, passes)
-                                 : Source::nchw(gp, p.out_h, p.out_w);
-          ring->reset(x);
-          for (int64_t oh = 0; oh < p.out_h; ++oh) {
-            gy.row(oh, 0, p.out_w, gy_row.data(), W);
-            const int64_t ih0 = oh * p.stride_h - p.pad_top;
-            int64_t i_lo, i_hi;  // kernel rows inside the image
-            valid_output_range(ih0, p.dilation_h, p.in_h, kh, &i_lo, &i_hi);
-            for (int64_t i = i_lo; i < i_hi; ++i) xrows[i] = ring->fetch(ih0 + i * p.dilation_h);
-            sum_taps(p, [&](int64_t i) { return xrows[i]; }, i_lo, i_hi, gy_row.data(), p.out_w,
-                     acc.data());
+      for (int64_t k = 0; k < passes; ++k) {
+        const int64_t m = std::min(W, end - c0);
+        std::fill(total.begin(), total.end(), 0.0);
+        for (int64_t n = 0; n < p.batch; ++n) {
+          std::fill(acc.begin(), acc.end(), 0.f);
+          const float *xp[W], *gp[W];
+          for (int64_t l = 0; l < W && !nhwc; ++l) {
+            const int64_t oc = c0 + l;
+            xp[l] = l < m ? input + (n * p.channels + oc / p.multiplier) * in_plane : zeros.data();
+            gp[l] = l < m ? grad_output + (n * cout + oc) * out_plane : zeros.data();
           }
+          if (whole) {
+            x_image->load(xp);
+            gy_image->load(gp);
+            for (int64_t call = 0; call < plan.calls; ++call)
+              sum_taps(
+                  p,
+                  [&](int64_t i) {
+                    return x_image->pixel(call * p.stride_h + i * p.dilation_h, 0);
+                  },
+                  0, kh, gy_image->pixel(call, 0), plan.width, acc.data());
+          } else {
+            const Source x = nhwc ? Source::nhwc(input + n * in_plane * p.channels + c0, p.in_h,
+                                                 p.in_w, p.channels, m)
+                                  : Source::nchw(xp, p.in_h, p.in_w);
+            // NHWC: grad_output channels (c0 + l) * M + k, for lanes l.
+            const float* gy_first = grad_output + n * out_plane * cout + c0 * passes + k;
+            const Source gy = nhwc ? Source::nhwc(gy_first, p.out_h, p.out_w, cout, m, passes)
+                                   : Source::nchw(gp, p.out_h, p.out_w);
+            ring->reset(x);
+            for (int64_t oh = 0; oh < p.out_h; ++oh) {
+              gy.row(oh, 0, p.out_w, gy_row.data(), W);
+              const int64_t ih0 = oh * p.stride_h - p.pad_top;
+              int64_t i_lo, i_hi;  // kernel rows inside the image
+              valid_output_range(ih0, p.dilation_h, p.in_h, kh, &i_lo, &i_hi);
+              for (int64_t i = i_lo; i < i_hi; ++i) xrows[i] = ring->fetch(ih0 + i * p.dilation_h);
+              sum_taps(
+                  p, [&](int64_t i) { return xrows[i]; }, i_lo, i_hi, gy_row.data(), p.out_w,
+                  acc.data());
+            }
+          }
+          for (int64_t t = 0; t < taps * W; ++t) total[t] += acc[t];
         }
-        for (int64_t t = 0; t < taps * W; ++t) total[t] += acc[t];
+        for (int64_t l = 0; l < m; ++l)
+          for (int64_t t = 0; t < taps; ++t)
+            write(c0 + l, k, t, static_cast<float>(total[t * W + l]));
       }
-      for (int64_t l = 0; l < m; ++l)
-        for (int64_t t = 0; t < taps; ++t)
-          write(c0 + l, k, t, static_cast<float>(total[t * W + l]));
-    }
   }
 
   // Units: output channels oc (DepthwiseKernels::backward_weight_nchw).
@@ -678,10 +693,9 @@ struct DepthwiseBlocked {
                                    const float* input, float* grad_weight, int64_t begin,
                                    int64_t end) {
     const int64_t taps = p.kernel_h * p.kernel_w;
-    weight_gradient(p, false, grad_output, input, begin, end,
-                    [&](int64_t oc, int64_t, int64_t t, float v) {
-                      grad_weight[oc * taps + t] = v;
-                    });
+    weight_gradient(
+        p, false, grad_output, input, begin, end,
+        [&](int64_t oc, int64_t, int64_t t, float v) { grad_weight[oc * taps + t] = v; });
   }
 
   // Units: channels c (DepthwiseKernels::backward_weight_nhwc).

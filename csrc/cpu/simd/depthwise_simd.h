@@ -8,7 +8,8 @@
 //
 // Float32 sums: each vector accumulates at most one plane (weight gradient) or one window
 // (forward, input gradient) in float; whole-batch weight-gradient sums are folded in double in a
-// fixed order, as in the portable kernels, so results are bitwise reproducible for any thread count.
+// fixed order, as in the portable kernels, so results are bitwise reproducible for any thread
+// count.
 #pragma once
 #include <algorithm>
 #include <vector>
@@ -30,7 +31,10 @@ struct DepthwiseSimd {
   // masked stores far more: vmaskmovps stores are microcoded on AMD Zen).
   static reg load_n(const float* p, int64_t n) { return n == W ? V::load(p) : V::load(p, n); }
   static void store_n(float* p, reg v, int64_t n) {
-    if (n == W) V::store(p, v); else V::store(p, v, n);
+    if (n == W)
+      V::store(p, v);
+    else
+      V::store(p, v, n);
   }
 
   // NCHW forward and input gradient: channel-blocked rows and the NHWC row kernels below
@@ -233,7 +237,8 @@ struct DepthwiseSimd {
                   weight_packed + t * cout + std::min(cout, blk * W + W),
                   w.begin() + (blk * taps + t) * W);
     if (bias) std::copy(bias, bias + cout, b.begin());
-    if (M == 1 && full == blocks && nhwc_forward_in_place(p)) return forward_nhwc_direct(p, input, w.data(), b.data(), output, begin, end);
+    if (M == 1 && full == blocks && nhwc_forward_in_place(p))
+      return forward_nhwc_direct(p, input, w.data(), b.data(), output, begin, end);
 
     // Slot ih % span holds input row ih (the rows of one output row are distinct mod span);
     // the padding columns and lanes are zeroed once and never written.
@@ -252,8 +257,10 @@ struct DepthwiseSimd {
         const float* s = src + ix * C;
         float* d = dst + (ix + p.pad_left) * W;
         if (M == 1) {
-          for (int64_t blk = 0; blk < full; ++blk) V::store(d + blk * ring_plane, V::load(s + blk * W));
-          if (full < blocks) V::store(d + full * ring_plane, V::load(s + full * W, cout - full * W));
+          for (int64_t blk = 0; blk < full; ++blk)
+            V::store(d + blk * ring_plane, V::load(s + blk * W));
+          if (full < blocks)
+            V::store(d + full * ring_plane, V::load(s + full * W, cout - full * W));
         } else {
           for (int64_t oc = 0; oc < cout; ++oc) d[oc / W * ring_plane + oc % W] = s[oc / M];
         }
@@ -375,7 +382,8 @@ struct DepthwiseSimd {
     // contiguous vector lane; the permuted rows are kept in a ring, one slot per row that an
     // input row reads (the rows of one input row are distinct modulo `span`).
     const int64_t kw = p.kernel_w;
-    std::vector<int64_t> col_start(p.in_w + 1), col_tap, col_ow;  // taps of column iw: [start, next)
+    std::vector<int64_t> col_start(p.in_w + 1), col_tap,
+        col_ow;  // taps of column iw: [start, next)
     for (int64_t iw = 0; iw < p.in_w; ++iw) {
       col_start[iw] = static_cast<int64_t>(col_tap.size());
       for (int64_t j = 0; j < kw; ++j) {
@@ -443,8 +451,10 @@ struct DepthwiseSimd {
                                           first ? V::zero() : V::load(dst + c0)));
               if (full < C) {
                 const int64_t m = C - full;
-                store_n(dst + full, V::fma(load_n(wp + full, m), load_n(gp + full, m),
-                                           first ? V::zero() : load_n(dst + full, m)), m);
+                store_n(dst + full,
+                        V::fma(load_n(wp + full, m), load_n(gp + full, m),
+                               first ? V::zero() : load_n(dst + full, m)),
+                        m);
               }
             }
       }
@@ -496,13 +506,20 @@ struct DepthwiseSimd {
     if (rows == 2 && width == 3) return weight_row<2, 3, S>;
     if (rows == 2 && width == 5) return weight_row<2, 5, S>;
     switch (width) {
-      case 1: return weight_row<1, 1, S>;
-      case 2: return weight_row<1, 2, S>;
-      case 3: return weight_row<1, 3, S>;
-      case 4: return weight_row<1, 4, S>;
-      case 5: return weight_row<1, 5, S>;
-      case 6: return weight_row<1, 6, S>;
-      default: return weight_row<1, 7, S>;
+      case 1:
+        return weight_row<1, 1, S>;
+      case 2:
+        return weight_row<1, 2, S>;
+      case 3:
+        return weight_row<1, 3, S>;
+      case 4:
+        return weight_row<1, 4, S>;
+      case 5:
+        return weight_row<1, 5, S>;
+      case 6:
+        return weight_row<1, 6, S>;
+      default:
+        return weight_row<1, 7, S>;
     }
   }
   static WeightRowFn weight_row_fn(int64_t stride, int64_t rows, int64_t width) {
@@ -526,8 +543,8 @@ struct DepthwiseSimd {
                                    const float* input, float* grad_weight_packed, int64_t begin,
                                    int64_t end) {
     if (p.multiplier != 1 || p.kernel_w > kWeightChunk)
-      return DepthwiseBlocked<V>::backward_weight_nhwc(p, grad_output, input,
-                                                           grad_weight_packed, begin, end);
+      return DepthwiseBlocked<V>::backward_weight_nhwc(p, grad_output, input, grad_weight_packed,
+                                                       begin, end);
     const int64_t C = p.channels, kw = p.kernel_w, taps = p.kernel_h * kw;
     const int64_t span = (end - begin + W - 1) / W * W;  // partial-sum columns per tap
     std::vector<float> acc(taps * span);
@@ -547,7 +564,8 @@ struct DepthwiseSimd {
         valid_output_range(oh * p.stride_h - p.pad_top, p.dilation_h, p.in_h, p.kernel_h, &i_lo,
                            &i_hi);
         for (int64_t i = i_lo; i < i_hi; ++i)
-          xrows[i] = input + (n * p.in_h + oh * p.stride_h - p.pad_top + i * p.dilation_h) * p.in_w * C;
+          xrows[i] =
+              input + (n * p.in_h + oh * p.stride_h - p.pad_top + i * p.dilation_h) * p.in_w * C;
         const float* gyrow = grad_output + (n * p.out_h + oh) * p.out_w * C;
         // Columns [ow0, ow1), channels [c_from, c_to), pixel by pixel.
         const auto by_pixel = [&](int64_t ow0, int64_t ow1, int64_t c_from, int64_t c_to) {
@@ -595,8 +613,8 @@ struct DepthwiseSimd {
   }
 
   static const DepthwiseKernels<float>& kernels() {
-    static const DepthwiseKernels<float> k = {forward_nchw,        forward_nhwc,
-                                              backward_input_nchw, backward_input_nhwc,
+    static const DepthwiseKernels<float> k = {forward_nchw,         forward_nhwc,
+                                              backward_input_nchw,  backward_input_nhwc,
                                               backward_weight_nchw, backward_weight_nhwc};
     return k;
   }

@@ -17,8 +17,8 @@ struct PointwiseSimd {
   static constexpr int64_t MR = 6, NR = 2 * W, NR_NARROW = W;
 
   template <int64_t NRP>
-  static void micro(int64_t k, PanelA<float> a, PanelB<float> b, float* c, int64_t ldc,
-                    int64_t mr, int64_t nr, const Epilogue<float>& e) {
+  static void micro(int64_t k, PanelA<float> a, PanelB<float> b, float* c, int64_t ldc, int64_t mr,
+                    int64_t nr, const Epilogue<float>& e) {
     constexpr int64_t NV = NRP / W;
     reg acc[MR][NV];
 #pragma GCC unroll 8
@@ -69,7 +69,8 @@ struct PointwiseSimd {
       r = V::add(full ? V::load(out) : V::load(out, n), r);
     } else {
       if (e.row_bias) r = V::add(r, V::set1(e.row_bias[row]));
-      if (e.col_bias) r = V::add(r, full ? V::load(e.col_bias + col) : V::load(e.col_bias + col, n));
+      if (e.col_bias)
+        r = V::add(r, full ? V::load(e.col_bias + col) : V::load(e.col_bias + col, n));
     }
     if (full)
       V::store(out, r);

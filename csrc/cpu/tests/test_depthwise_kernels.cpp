@@ -133,8 +133,8 @@ std::vector<Case> cases() {
     for (int64_t s : {1, 2})
       for (int64_t ow : {1, 2, 3, 7, 8, 9, 15, 16, 17, 23}) {
         const int64_t w = (ow - 1) * s + 1;  // with padding k / 2 on both sides
-        all.push_back({1, ow % 3 == 0 ? 17 : 8, ow % 5 == 0 ? 2 : 1, 2 * k - 1, w, k, k, s, s, 1,
-                       1, k / 2, k / 2, k / 2, k / 2});
+        all.push_back({1, ow % 3 == 0 ? 17 : 8, ow % 5 == 0 ? 2 : 1, 2 * k - 1, w, k, k, s, s, 1, 1,
+                       k / 2, k / 2, k / 2, k / 2});
       }
   // The NHWC forward's in-place path (multiplier 1, channels a multiple of the vector width:
   // 16 and 32 are whole vectors on every ISA): every kernel, stride and remainder of the
@@ -179,8 +179,8 @@ std::vector<Case> cases() {
   // Seeded random sweep of everything at once.
   while (all.size() < 540) {
     Case k{next_int(1, 2), next_int(1, 20), next_int(1, 3), next_int(1, 24), next_int(1, 40),
-           next_int(1, 7), next_int(1, 7), next_int(1, 3), next_int(1, 3), next_int(1, 3),
-           next_int(1, 3), next_int(0, 3), next_int(0, 3), next_int(0, 3), next_int(0, 3)};
+           next_int(1, 7), next_int(1, 7),  next_int(1, 3), next_int(1, 3),  next_int(1, 3),
+           next_int(1, 3), next_int(0, 3),  next_int(0, 3), next_int(0, 3),  next_int(0, 3)};
     if (valid(k)) all.push_back(k);
   }
   return all;

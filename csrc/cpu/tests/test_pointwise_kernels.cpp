@@ -74,13 +74,18 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
   const int64_t nchw_units = sepconv::cpu::pointwise_nchw_units(p);
   // The weight packed from its own layout (the forward) and from a transposed copy (as the
   // input gradient passes it): both strides of pack_weight, for both layouts.
-  const auto w_nchw = sepconv::test::packed_pointwise_weight(test, p, false, w.data(), p.in_channels, 1);
-  const auto w_nchw_t = sepconv::test::packed_pointwise_weight(test, p, false, wt.data(), 1, p.out_channels);
-  const auto w_nhwc = sepconv::test::packed_pointwise_weight(test, p, true, w.data(), p.in_channels, 1);
-  const auto w_nhwc_t = sepconv::test::packed_pointwise_weight(test, p, true, wt.data(), 1, p.out_channels);
+  const auto w_nchw =
+      sepconv::test::packed_pointwise_weight(test, p, false, w.data(), p.in_channels, 1);
+  const auto w_nchw_t =
+      sepconv::test::packed_pointwise_weight(test, p, false, wt.data(), 1, p.out_channels);
+  const auto w_nhwc =
+      sepconv::test::packed_pointwise_weight(test, p, true, w.data(), p.in_channels, 1);
+  const auto w_nhwc_t =
+      sepconv::test::packed_pointwise_weight(test, p, true, wt.data(), 1, p.out_channels);
   if (w_nchw != w_nchw_t || w_nhwc != w_nhwc_t) {
-    std::printf("FAIL %s pack_weight: the packed weight depends on the source strides | Cin=%ld Cout=%ld\n",
-                isa, (long)p.in_channels, (long)p.out_channels);
+    std::printf(
+        "FAIL %s pack_weight: the packed weight depends on the source strides | Cin=%ld Cout=%ld\n",
+        isa, (long)p.in_channels, (long)p.out_channels);
     ++failures;
   }
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
@@ -91,12 +96,15 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
     expect_close(isa, "forward_nchw", p, got, want, double(p.in_channels));
     test.forward_nhwc(p, x_nhwc.data(), w_nhwc.data(), bias, got.data(), 0, m / 3);
     test.forward_nhwc(p, x_nhwc.data(), w_nhwc.data(), bias, got.data(), m / 3, m);
-    expect_close(isa, "forward_nhwc", p, got, sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
+    expect_close(isa, "forward_nhwc", p, got,
+                 sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
                  double(p.in_channels));
     // forward_dot runs for few pixels, but is correct for any number: tested on every case.
     test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), 0, p.out_channels / 2);
-    test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), p.out_channels / 2, p.out_channels);
-    expect_close(isa, "forward_dot", p, got, sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
+    test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), p.out_channels / 2,
+                     p.out_channels);
+    expect_close(isa, "forward_dot", p, got,
+                 sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
                  double(p.in_channels));
   }
   const auto gw_ref = naive_weight_grad(p, gy, x);
@@ -104,15 +112,18 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
     const char* name = nhwc ? "backward_weight_nhwc" : "backward_weight_nchw";
     std::vector<float> first;  // the 1-thread result: every split must give it bit for bit
     for (const int64_t threads : {1, 2, 3}) {
-      const auto gw = sepconv::test::pointwise_weight_grad(test, p, nhwc, nhwc ? gy_nhwc.data() : gy.data(),
-                                                           nhwc ? x_nhwc.data() : x.data(), threads);
+      const auto gw =
+          sepconv::test::pointwise_weight_grad(test, p, nhwc, nhwc ? gy_nhwc.data() : gy.data(),
+                                               nhwc ? x_nhwc.data() : x.data(), threads);
       expect_close(isa, name, p, gw, gw_ref, double(m));
       if (threads == 1) {
         first = gw;
       } else if (gw != first) {
-        std::printf("FAIL %s %s: %ld threads' split differs from 1 thread's | Cin=%ld Cout=%ld N=%ld P=%ld\n",
-                    isa, name, (long)threads, (long)p.in_channels, (long)p.out_channels,
-                    (long)p.batch, (long)p.pixels);
+        std::printf(
+            "FAIL %s %s: %ld threads' split differs from 1 thread's | Cin=%ld Cout=%ld N=%ld "
+            "P=%ld\n",
+            isa, name, (long)threads, (long)p.in_channels, (long)p.out_channels, (long)p.batch,
+            (long)p.pixels);
         ++failures;
       }
     }
@@ -135,12 +146,13 @@ int main() {
   // weight gradients folded over image groups (kFloatTerms), computed as dW^T (Cin < Cout) and dW
   cases.push_back({3, 16, 40, 1500});
   cases.push_back({3, 40, 16, 1500});
-  cases.push_back({0, 8, 24, 10});      // an empty batch: dW = 0
+  cases.push_back({0, 8, 24, 10});  // an empty batch: dW = 0
   int tested = 0;
   for (const std::string& isa : sepconv::cpu::usable_isas()) {
     sepconv::cpu::set_active_isa(isa);
     const int before = failures;  // each line reports its own ISA's cases
-    for (const auto& p : cases) check_case(isa.c_str(), sepconv::cpu::pointwise_kernels<float>(), p);
+    for (const auto& p : cases)
+      check_case(isa.c_str(), sepconv::cpu::pointwise_kernels<float>(), p);
     ++tested;
     std::printf("%-7s %zu cases x 5 kernels: %s\n", isa.c_str(), cases.size(),
                 failures > before ? "FAILURES" : "ok");

@@ -1,6 +1,6 @@
-// Torch-free test of the fused separable forward and backward (separable.h): for every ISA this build has
-// and this CPU runs, both layouts and several band heights (one row, a few rows, the default,
-// the whole image), the fused result must match the unfused composition of the portable
+// Torch-free test of the fused separable forward and backward (separable.h): for every ISA this
+// build has and this CPU runs, both layouts and several band heights (one row, a few rows, the
+// default, the whole image), the fused result must match the unfused composition of the portable
 // depthwise and pointwise kernels. Shapes vary channels around the vector widths, borders,
 // strides, dilations, asymmetric padding and the depth multiplier.
 #include <algorithm>
@@ -35,7 +35,8 @@ Problem random_problem() {
   p.dilation_h = rng.integer(1, 2), p.dilation_w = rng.integer(1, 2);
   p.pad_top = rng.integer(0, 3), p.pad_left = rng.integer(0, 3);
   const int64_t pad_bottom = rng.integer(0, 3), pad_right = rng.integer(0, 3);
-  const int64_t span_h = (p.kernel_h - 1) * p.dilation_h + 1, span_w = (p.kernel_w - 1) * p.dilation_w + 1;
+  const int64_t span_h = (p.kernel_h - 1) * p.dilation_h + 1,
+                span_w = (p.kernel_w - 1) * p.dilation_w + 1;
   p.in_h = std::max<int64_t>(rng.integer(1, 24), span_h - p.pad_top - pad_bottom);
   p.in_w = std::max<int64_t>(rng.integer(1, 24), span_w - p.pad_left - pad_right);
   p.out_h = (p.in_h + p.pad_top + pad_bottom - span_h) / p.stride_h + 1;
@@ -59,7 +60,8 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
   std::vector<T> inter(p.batch * mid * out_px), want(p.batch * cout * out_px);
   dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px};
-  const auto w_pw_packed = sepconv::test::packed_pointwise_weight(pw_ref, pp, false, w_pw.data(), mid, 1);
+  const auto w_pw_packed =
+      sepconv::test::packed_pointwise_weight(pw_ref, pp, false, w_pw.data(), mid, 1);
   pw_ref.forward_nchw(pp, inter.data(), w_pw_packed.data(), b_pw.data(), want.data(), 0,
                       pointwise_nchw_units(pp));
   const auto want_nhwc = sepconv::test::to_nhwc(want, p.batch, cout, out_px);
@@ -76,13 +78,14 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
                            const std::vector<T>& expected) {
     for (size_t i = 0; i < expected.size(); ++i) {
       if (std::fabs(double(got[i]) - double(expected[i])) <= tol) continue;
-      std::printf("FAIL %s %s band_rows=%ld at %zu: got %.7g want %.7g | N=%ld C=%ld M=%ld "
-                  "Cout=%ld in=%ldx%ld out=%ldx%ld k=%ldx%ld s=%ld,%ld d=%ld,%ld pad=%ld,%ld\n",
-                  isa, layout, (long)band_rows, i, double(got[i]), double(expected[i]),
-                  (long)p.batch, (long)p.channels, (long)p.multiplier, (long)cout, (long)p.in_h,
-                  (long)p.in_w, (long)p.out_h, (long)p.out_w, (long)p.kernel_h, (long)p.kernel_w,
-                  (long)p.stride_h, (long)p.stride_w, (long)p.dilation_h, (long)p.dilation_w,
-                  (long)p.pad_top, (long)p.pad_left);
+      std::printf(
+          "FAIL %s %s band_rows=%ld at %zu: got %.7g want %.7g | N=%ld C=%ld M=%ld "
+          "Cout=%ld in=%ldx%ld out=%ldx%ld k=%ldx%ld s=%ld,%ld d=%ld,%ld pad=%ld,%ld\n",
+          isa, layout, (long)band_rows, i, double(got[i]), double(expected[i]), (long)p.batch,
+          (long)p.channels, (long)p.multiplier, (long)cout, (long)p.in_h, (long)p.in_w,
+          (long)p.out_h, (long)p.out_w, (long)p.kernel_h, (long)p.kernel_w, (long)p.stride_h,
+          (long)p.stride_w, (long)p.dilation_h, (long)p.dilation_w, (long)p.pad_top,
+          (long)p.pad_left);
       ++failures;
       return;
     }
@@ -120,8 +123,10 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
   std::vector<T> want_gx(x.size()), want_gdw(mid * taps), want_gdb(mid, T(0));
   dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px}, pp_t{p.batch, cout, mid, out_px};
-  const auto want_gpw = sepconv::test::pointwise_weight_grad(pw_ref, pp, false, gy.data(), inter.data(), 1);
-  const auto w_pw_t_packed = sepconv::test::packed_pointwise_weight(pw_ref, pp_t, false, w_pw_t.data(), cout, 1);
+  const auto want_gpw =
+      sepconv::test::pointwise_weight_grad(pw_ref, pp, false, gy.data(), inter.data(), 1);
+  const auto w_pw_t_packed =
+      sepconv::test::packed_pointwise_weight(pw_ref, pp_t, false, w_pw_t.data(), cout, 1);
   pw_ref.forward_nchw(pp_t, gy.data(), w_pw_t_packed.data(), nullptr, gmid.data(), 0,
                       pointwise_nchw_units(pp_t));
   dw_ref.backward_input_nchw(p, gmid.data(), w_dw.data(), want_gx.data(), 0, p.batch * C);
@@ -145,13 +150,13 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
     for (size_t i = 0; i < want.size(); ++i) {
       if (std::fabs(double(got[i]) - double(want[i])) <= tol * (1 + std::fabs(double(want[i]))))
         continue;
-      std::printf("FAIL backward %s %s band_rows=%ld at %zu: got %.7g want %.7g | N=%ld C=%ld "
-                  "M=%ld Cout=%ld in=%ldx%ld out=%ldx%ld k=%ldx%ld s=%ld,%ld d=%ld,%ld pad=%ld,%ld\n",
-                  isa, what, (long)band_rows, i, double(got[i]), double(want[i]), (long)p.batch,
-                  (long)C, (long)p.multiplier, (long)cout, (long)p.in_h, (long)p.in_w,
-                  (long)p.out_h, (long)p.out_w, (long)p.kernel_h, (long)p.kernel_w,
-                  (long)p.stride_h, (long)p.stride_w, (long)p.dilation_h, (long)p.dilation_w,
-                  (long)p.pad_top, (long)p.pad_left);
+      std::printf(
+          "FAIL backward %s %s band_rows=%ld at %zu: got %.7g want %.7g | N=%ld C=%ld "
+          "M=%ld Cout=%ld in=%ldx%ld out=%ldx%ld k=%ldx%ld s=%ld,%ld d=%ld,%ld pad=%ld,%ld\n",
+          isa, what, (long)band_rows, i, double(got[i]), double(want[i]), (long)p.batch, (long)C,
+          (long)p.multiplier, (long)cout, (long)p.in_h, (long)p.in_w, (long)p.out_h, (long)p.out_w,
+          (long)p.kernel_h, (long)p.kernel_w, (long)p.stride_h, (long)p.stride_w,
+          (long)p.dilation_h, (long)p.dilation_w, (long)p.pad_top, (long)p.pad_left);
       ++failures;
       return;
     }
@@ -177,7 +182,8 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
       for (size_t i = 0; i < gdb.size(); ++i) gdb[i] += gdb2[i];
       const std::string tag = std::string(nhwc ? "nhwc " : "nchw ");
       compare((tag + "grad_input").c_str(), s.band_rows, gx, nhwc ? want_gx_nhwc : want_gx);
-      compare((tag + "grad_depthwise").c_str(), s.band_rows, gdw, nhwc ? want_gdw_packed : want_gdw);
+      compare((tag + "grad_depthwise").c_str(), s.band_rows, gdw,
+              nhwc ? want_gdw_packed : want_gdw);
       compare((tag + "grad_depthwise_bias").c_str(), s.band_rows, gdb, want_gdb);
       compare((tag + "grad_pointwise").c_str(), s.band_rows, gpw, want_gpw);
     }
@@ -205,11 +211,12 @@ int main() {
     const int before = failures;  // each line reports its own ISA's problems
     for (const auto& pr : problems) {
       check<float>(isa.c_str(), depthwise_kernels<float>(), pointwise_kernels<float>(), pr);
-      check_backward<float>(isa.c_str(), depthwise_kernels<float>(), pointwise_kernels<float>(), pr);
+      check_backward<float>(isa.c_str(), depthwise_kernels<float>(), pointwise_kernels<float>(),
+                            pr);
     }
     ++tested;
-    std::printf("%-7s %zu problems x 5 band heights x 2 layouts, forward and backward: %s\n", isa.c_str(),
-                problems.size(), failures > before ? "FAILURES" : "ok");
+    std::printf("%-7s %zu problems x 5 band heights x 2 layouts, forward and backward: %s\n",
+                isa.c_str(), problems.size(), failures > before ? "FAILURES" : "ok");
   }
   const int before_f64 = failures;
   for (int i = 0; i < 30; ++i) {  // float64 runs the portable kernels through the same fusion

@@ -34,7 +34,8 @@ std::vector<T> to_nhwc(const std::vector<T>& x, int64_t n, int64_t c, int64_t pi
   std::vector<T> y(x.size());
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t q = 0; q < pixels; ++q) y[(i * pixels + q) * c + ch] = x[(i * c + ch) * pixels + q];
+      for (int64_t q = 0; q < pixels; ++q)
+        y[(i * pixels + q) * c + ch] = x[(i * c + ch) * pixels + q];
   return y;
 }
 

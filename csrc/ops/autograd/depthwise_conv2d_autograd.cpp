@@ -1,8 +1,9 @@
 // Autograd kernels of the depthwise ops. Each op's backward is written with the sepconv ops
 // themselves (through the dispatcher), so every gradient is again differentiable: the forward,
 // the input-gradient op and the weight-gradient op are one closed family, since
-//   backward_input(gy, w)  is linear in gy and w: its adjoints are forward(.., w) and backward_weight(gy, ..)
-//   backward_weight(gy, x) is linear in gy and x: its adjoints are forward(x, ..) and backward_input(gy, ..)
+//   backward_input(gy, w)  is linear in gy and w: its adjoints are forward(.., w) and
+//   backward_weight(gy, ..) backward_weight(gy, x) is linear in gy and x: its adjoints are
+//   forward(x, ..) and backward_input(gy, ..)
 // Registered on the Autograd key, so TorchScript and C++ callers get gradients too.
 #include <torch/autograd.h>
 #include <torch/library.h>

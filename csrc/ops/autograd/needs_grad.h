@@ -12,7 +12,8 @@ namespace sepconv {
 inline bool is_given(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
 
 // Call in forward with one flag per tensor argument (in order): was it passed?
-inline void save_arg_edges(torch::autograd::AutogradContext* ctx, std::initializer_list<bool> given) {
+inline void save_arg_edges(torch::autograd::AutogradContext* ctx,
+                           std::initializer_list<bool> given) {
   std::vector<int64_t> edges;
   int64_t next = 0;
   for (bool g : given) edges.push_back(g ? next++ : -1);

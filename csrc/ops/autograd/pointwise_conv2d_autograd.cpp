@@ -53,7 +53,8 @@ class PointwiseBackwardWeight : public torch::autograd::Function<PointwiseBackwa
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &grad_output = saved[0], &input = saved[1], &grad = grads[0];
     at::Tensor grad_grad_output, grad_input;
-    if (ctx->needs_input_grad(0)) grad_grad_output = ops::pointwise_conv2d(input, grad, std::nullopt);
+    if (ctx->needs_input_grad(0))
+      grad_grad_output = ops::pointwise_conv2d(input, grad, std::nullopt);
     if (ctx->needs_input_grad(1))
       grad_input = ops::pointwise_conv2d(grad_output, grad.t(), std::nullopt);
     return {grad_grad_output, grad_input};

@@ -20,12 +20,11 @@ class SeparableConv2d : public torch::autograd::Function<SeparableConv2d> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input,
                             const at::Tensor& depthwise_weight, const at::Tensor& pointwise_weight,
                             const std::optional<at::Tensor>& depthwise_bias,
-                            const std::optional<at::Tensor>& pointwise_bias,
-                            at::IntArrayRef stride, at::IntArrayRef padding,
-                            at::IntArrayRef dilation) {
+                            const std::optional<at::Tensor>& pointwise_bias, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    ctx->save_for_backward({input, depthwise_weight, pointwise_weight,
-                            depthwise_bias.value_or(at::Tensor())});
+    ctx->save_for_backward(
+        {input, depthwise_weight, pointwise_weight, depthwise_bias.value_or(at::Tensor())});
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["padding"] = padding;
     ctx->saved_data["dilation"] = dilation;
@@ -50,26 +49,30 @@ class SeparableConv2d : public torch::autograd::Function<SeparableConv2d> {
                                    needs_grad(ctx, 2)};
     auto [grad_input, grad_dw_weight, grad_pw_weight, grad_dw_bias] =
         at::GradMode::is_enabled()
-            ? separable_backward_composition(grad, input, dw_weight, pw_weight, dw_bias_opt,
-                                             stride, padding, dilation, mask)
-            : ops::separable_conv2d_backward(grad, input, dw_weight, pw_weight, dw_bias_opt,
-                                             stride, padding, dilation, mask);
+            ? separable_backward_composition(grad, input, dw_weight, pw_weight, dw_bias_opt, stride,
+                                             padding, dilation, mask)
+            : ops::separable_conv2d_backward(grad, input, dw_weight, pw_weight, dw_bias_opt, stride,
+                                             padding, dilation, mask);
     const auto wanted = [&](const at::Tensor& t, size_t arg) {
       return needs_grad(ctx, arg) ? t : at::Tensor();
     };
     const at::Tensor grad_pw_bias = needs_grad(ctx, 4) ? grad.sum({0, 2, 3}) : at::Tensor();
-    return {wanted(grad_input, 0),   wanted(grad_dw_weight, 1), wanted(grad_pw_weight, 2),
-            wanted(grad_dw_bias, 3), grad_pw_bias,              at::Tensor(),
-            at::Tensor(),            at::Tensor()};
+    return {wanted(grad_input, 0),
+            wanted(grad_dw_weight, 1),
+            wanted(grad_pw_weight, 2),
+            wanted(grad_dw_bias, 3),
+            grad_pw_bias,
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
   }
 };
 
 at::Tensor separable_conv2d(const at::Tensor& input, const at::Tensor& depthwise_weight,
                             const at::Tensor& pointwise_weight,
                             const std::optional<at::Tensor>& depthwise_bias,
-                            const std::optional<at::Tensor>& pointwise_bias,
-                            at::IntArrayRef stride, at::IntArrayRef padding,
-                            at::IntArrayRef dilation) {
+                            const std::optional<at::Tensor>& pointwise_bias, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation) {
   return SeparableConv2d::apply(input, depthwise_weight, pointwise_weight, depthwise_bias,
                                 pointwise_bias, stride, padding, dilation);
 }

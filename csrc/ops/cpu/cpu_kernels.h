@@ -28,6 +28,7 @@ void parallel_units(int64_t units, int64_t work_per_unit, const F& f);
 
 template <typename F>
 void sepconv::parallel_units(int64_t units, int64_t work_per_unit, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, work_per_unit));
+  const int64_t grain =
+      std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, work_per_unit));
   at::parallel_for(0, units, grain, f);
 }

@@ -57,8 +57,8 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
   const char* op = "sepconv::_depthwise_conv2d_backward_weight";
   const auto g = check_geometry(op, stride, padding, dilation);
   check_depthwise_backward_weight(op, grad_output, input, kernel_size, g);
-  const auto p = depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0],
-                                  kernel_size[1], g);
+  const auto p =
+      depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0], kernel_size[1], g);
   const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
   const int64_t work = p.batch * p.out_h * p.out_w * taps;  // per output channel
   at::Tensor grad_weight;

@@ -37,7 +37,8 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
     // thread: a fresh buffer of a megabyte or more is mmapped and page-faults on first touch.
     thread_local std::vector<scalar_t> parts_buffer;
     parts_buffer.resize(split.groups > 1 ? split.groups * size : 0);
-    scalar_t* const parts = split.groups > 1 ? parts_buffer.data() : grad_weight.data_ptr<scalar_t>();
+    scalar_t* const parts =
+        split.groups > 1 ? parts_buffer.data() : grad_weight.data_ptr<scalar_t>();
     const int64_t work = split.group_images * p.pixels * split.block_channels * p.in_channels;
     parallel_units(split.units(), work, [&](int64_t b, int64_t e) {
       kernels.backward_weight(p, split, channels_last, gy.const_data_ptr<scalar_t>(),
@@ -74,7 +75,8 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
     // gradient's transposed weight has contiguous columns, which the GEMM tile reads in place.
     const int64_t rows = p.batch * p.pixels;
     const scalar_t* wp = w.const_data_ptr<scalar_t>();
-    if (nhwc && rows <= cpu::kPointwiseDotRows && w.stride(1) == 1 && w.stride(0) == p.in_channels) {
+    if (nhwc && rows <= cpu::kPointwiseDotRows && w.stride(1) == 1 &&
+        w.stride(0) == p.in_channels) {
       parallel_units(p.out_channels, rows * p.in_channels, [&](int64_t b0, int64_t e0) {
         kernels.forward_dot(p, xp, wp, bp, y, b0, e0);
       });
@@ -84,9 +86,10 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
       constexpr int64_t kColumns = 64;  // a unit: this many output channels
       parallel_units((p.out_channels + kColumns - 1) / kColumns, kColumns * rows * p.in_channels,
                      [&](int64_t b0, int64_t e0) {
-                       const int64_t j0 = b0 * kColumns, j1 = std::min(p.out_channels, e0 * kColumns);
-                       const cpu::Gemm g{rows, j1 - j0, p.in_channels, p.in_channels, 1,
-                                         w.stride(1), 1, p.out_channels};
+                       const int64_t j0 = b0 * kColumns,
+                                     j1 = std::min(p.out_channels, e0 * kColumns);
+                       const cpu::Gemm g{rows,        j1 - j0, p.in_channels, p.in_channels, 1,
+                                         w.stride(1), 1,       p.out_channels};
                        kernels.gemm(g, xp, wp + j0, y + j0, nullptr, bp ? bp + j0 : nullptr);
                      });
       return;
@@ -101,16 +104,15 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
     scalar_t* const packed = packed_buffer.data();
     kernels.pack_weight(p, nhwc, wp, w.stride(0), w.stride(1), packed);
     if (nhwc) {
-      parallel_units(p.batch * p.pixels, p.in_channels * p.out_channels, [&](int64_t b0, int64_t e0) {
-        kernels.forward_nhwc(p, xp, packed, bp, y, b0, e0);
-      });
+      parallel_units(
+          p.batch * p.pixels, p.in_channels * p.out_channels,
+          [&](int64_t b0, int64_t e0) { kernels.forward_nhwc(p, xp, packed, bp, y, b0, e0); });
     } else {
-      parallel_units(cpu::pointwise_nchw_units(p),
-                     cpu::pointwise_pixel_block(p) * p.in_channels *
-                         std::min(p.out_channels, cpu::kPointwiseRowBlock),
-                     [&](int64_t b0, int64_t e0) {
-                       kernels.forward_nchw(p, xp, packed, bp, y, b0, e0);
-                     });
+      parallel_units(
+          cpu::pointwise_nchw_units(p),
+          cpu::pointwise_pixel_block(p) * p.in_channels *
+              std::min(p.out_channels, cpu::kPointwiseRowBlock),
+          [&](int64_t b0, int64_t e0) { kernels.forward_nchw(p, xp, packed, bp, y, b0, e0); });
     }
   });
   return output;

@@ -33,9 +33,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
   const bool want_input = output_mask[0], want_dw = output_mask[1], want_pw = output_mask[2];
   const int64_t mid = depthwise_weight.size(0), cout = pointwise_weight.size(0);
   const int64_t kh = depthwise_weight.size(2), kw = depthwise_weight.size(3), taps = kh * kw;
-  const auto p = depthwise_params(input.sizes(), {grad_output.size(0), mid, grad_output.size(2),
-                                                  grad_output.size(3)},
-                                  kh, kw, g);
+  const auto p = depthwise_params(
+      input.sizes(), {grad_output.size(0), mid, grad_output.size(2), grad_output.size(3)}, kh, kw,
+      g);
   const auto s = cpu::separable_backward_params(p, cout);
   const auto fmt = output_memory_format(grad_output);
   const bool channels_last = fmt == kChannelsLast;
@@ -66,12 +66,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
   } else {
     const at::Tensor x = input.contiguous(fmt);
     const at::Tensor gy = grad_output.contiguous(fmt);
-    const at::Tensor dw_w = channels_last ? pack_weight_tap_major(depthwise_weight)
-                                          : depthwise_weight.contiguous();
+    const at::Tensor dw_w =
+        channels_last ? pack_weight_tap_major(depthwise_weight) : depthwise_weight.contiguous();
     const at::Tensor pw = pointwise_weight.reshape({cout, mid});
     const at::Tensor pw_w = channels_last ? pw.contiguous() : pw.t().contiguous();
     const at::Tensor dw_b = depthwise_bias.has_value() && depthwise_bias->defined()
-                                ? depthwise_bias->contiguous() : at::Tensor();
+                                ? depthwise_bias->contiguous()
+                                : at::Tensor();
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "separable_conv2d_backward_cpu", [&] {
       const auto& dwk = cpu::depthwise_kernels<scalar_t>();
       const auto& pwk = cpu::pointwise_kernels<scalar_t>();

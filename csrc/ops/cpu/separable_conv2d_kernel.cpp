@@ -37,9 +37,10 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
       cout);
   const at::Tensor pw = pointwise_weight.reshape({cout, mid});
   const bool channels_last = fmt == kChannelsLast;
-  const at::Tensor x = input.contiguous(channels_last ? kChannelsLast : at::MemoryFormat::Contiguous);
-  const at::Tensor dw_w = channels_last ? pack_weight_tap_major(depthwise_weight)
-                                        : depthwise_weight.contiguous();
+  const at::Tensor x =
+      input.contiguous(channels_last ? kChannelsLast : at::MemoryFormat::Contiguous);
+  const at::Tensor dw_w =
+      channels_last ? pack_weight_tap_major(depthwise_weight) : depthwise_weight.contiguous();
   const at::Tensor pw_w = channels_last ? pw.t().contiguous() : pw.contiguous();
   const auto optional_contiguous = [](const std::optional<at::Tensor>& t) {
     return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
@@ -47,8 +48,7 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
   const at::Tensor dw_b = optional_contiguous(depthwise_bias);
   const at::Tensor pw_b = optional_contiguous(pointwise_bias);
   const int64_t work_per_unit =  // multiply-adds of one band, both convs
-      s.band_rows * s.depthwise.out_w * mid *
-      (s.depthwise.kernel_h * s.depthwise.kernel_w + cout);
+      s.band_rows * s.depthwise.out_w * mid * (s.depthwise.kernel_h * s.depthwise.kernel_w + cout);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "separable_conv2d_cpu", [&] {
     const auto& dw = cpu::depthwise_kernels<scalar_t>();
     const auto& pwk = cpu::pointwise_kernels<scalar_t>();

@@ -41,8 +41,8 @@ inline const char* forced_path(const char* name, const char* automatic, const ch
                                const char* b) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return automatic;
-  TORCH_CHECK(std::strcmp(v, a) == 0 || std::strcmp(v, b) == 0, name, " must be '", a, "' or '",
-              b, "', got '", v, "'");
+  TORCH_CHECK(std::strcmp(v, a) == 0 || std::strcmp(v, b) == 0, name, " must be '", a, "' or '", b,
+              "', got '", v, "'");
   return v;
 }
 

@@ -100,8 +100,8 @@ __global__ void __launch_bounds__(kThreads)
         for (int j = 0; j < p.kernel_w; ++j) {
           const int64_t iw = ow * p.stride_w - p.pad_left + j * p.dilation_w;
           if (iw < 0 || iw >= p.in_w) continue;
-          sum += static_cast<acc_t>(xp[ih * p.in_w + iw]) *
-                 static_cast<acc_t>(wp[i * p.kernel_w + j]);
+          sum +=
+              static_cast<acc_t>(xp[ih * p.in_w + iw]) * static_cast<acc_t>(wp[i * p.kernel_w + j]);
         }
       }
     }
@@ -364,8 +364,8 @@ __global__ void __launch_bounds__(kBwThreads)
       __syncthreads();  // the previous tile is no longer read
       {
         const int64_t oh = oh0 + tid / kBwTileW, ow = ow0 + tid % kBwTileW;
-        s_gy[tid] = (oh < p.out_h && ow < p.out_w) ? static_cast<acc_t>(gp[oh * p.out_w + ow])
-                                                   : acc_t(0);
+        s_gy[tid] =
+            (oh < p.out_h && ow < p.out_w) ? static_cast<acc_t>(gp[oh * p.out_w + ow]) : acc_t(0);
       }
       if (kSmem) {
         const int elems = in_tile_h * in_tile_w;
@@ -429,7 +429,8 @@ __global__ void sum_chunks_kernel(const acc_type<scalar_t>* __restrict__ workspa
 }
 
 // ------------------------------------------------------------------ host side
-int vector_width(const DepthwiseParams& p, size_t elem_size, std::initializer_list<const void*> ptrs) {
+int vector_width(const DepthwiseParams& p, size_t elem_size,
+                 std::initializer_list<const void*> ptrs) {
   const int vec = static_cast<int>(16 / elem_size);
   if (p.multiplier != 1 || p.channels % vec != 0) return 1;
   for (const void* ptr : ptrs)
@@ -464,8 +465,8 @@ int window_kernel_size(const DepthwiseParams& p) {
   constexpr int64_t kLimit = int64_t(1) << 30;
   const bool small = p.in_h < kLimit && p.in_w < kLimit && p.out_h < kLimit && p.out_w < kLimit &&
                      std::abs(p.pad_top) < kLimit && std::abs(p.pad_left) < kLimit;
-  const bool square = p.kernel_h == p.kernel_w && p.stride_h == p.stride_w &&
-                      p.dilation_h == 1 && p.dilation_w == 1 && (p.stride_h == 1 || p.stride_h == 2);
+  const bool square = p.kernel_h == p.kernel_w && p.stride_h == p.stride_w && p.dilation_h == 1 &&
+                      p.dilation_w == 1 && (p.stride_h == 1 || p.stride_h == 2);
   const bool templated = p.kernel_h == 3 || p.kernel_h == 5 || p.kernel_h == 7;
   return small && square && templated ? static_cast<int>(p.kernel_h) : 0;
 }
@@ -477,12 +478,15 @@ void with_window_shape(const DepthwiseParams& p, F&& f) {
   using std::integral_constant;
   const int k = window_kernel_size(p);
   const bool s2 = p.stride_h == 2;
-  if (k == 3) s2 ? f(integral_constant<int, 3>(), integral_constant<int, 2>())
-                 : f(integral_constant<int, 3>(), integral_constant<int, 1>());
-  else if (k == 5) s2 ? f(integral_constant<int, 5>(), integral_constant<int, 2>())
-                      : f(integral_constant<int, 5>(), integral_constant<int, 1>());
-  else s2 ? f(integral_constant<int, 7>(), integral_constant<int, 2>())
-          : f(integral_constant<int, 7>(), integral_constant<int, 1>());
+  if (k == 3)
+    s2 ? f(integral_constant<int, 3>(), integral_constant<int, 2>())
+       : f(integral_constant<int, 3>(), integral_constant<int, 1>());
+  else if (k == 5)
+    s2 ? f(integral_constant<int, 5>(), integral_constant<int, 2>())
+       : f(integral_constant<int, 5>(), integral_constant<int, 1>());
+  else
+    s2 ? f(integral_constant<int, 7>(), integral_constant<int, 2>())
+       : f(integral_constant<int, 7>(), integral_constant<int, 1>());
 }
 
 // y (NCHW) = depthwise forward of x (NCHW); also the stride-1 input gradient (see callers).
@@ -499,33 +503,33 @@ void launch_forward_nchw(const DepthwiseParams& p, const scalar_t* x, const scal
     const dim3 threads(kThreadsX, kThreadsY);
     // One block per tile; the batch in launches whose grids fit (blocks counted as items).
     const int64_t blocks_per_image = cout * tiles_h * tiles_w;
-    for_each_launch(p.batch, blocks_per_image, 1, op, [&](int64_t n0, uint32_t items,
-                                                         unsigned int blocks) {
-      DepthwiseParams q = p;
-      q.batch = items / blocks_per_image;
-      const scalar_t* xq = x + n0 * p.channels * p.in_h * p.in_w;
-      scalar_t* yq = y + n0 * cout * p.out_h * p.out_w;
-      if (smem <= kMaxDynamicSmem) {
-        forward_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
-            q, xq, w, bias, yq, tiles_w, tiles_h, static_cast<int>(in_tile_h),
-            static_cast<int>(in_tile_w));
-      } else {
-        forward_nchw_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
-            q, xq, w, bias, yq, tiles_w, tiles_h, 0, 0);
-      }
-    });
+    for_each_launch(
+        p.batch, blocks_per_image, 1, op, [&](int64_t n0, uint32_t items, unsigned int blocks) {
+          DepthwiseParams q = p;
+          q.batch = items / blocks_per_image;
+          const scalar_t* xq = x + n0 * p.channels * p.in_h * p.in_w;
+          scalar_t* yq = y + n0 * cout * p.out_h * p.out_w;
+          if (smem <= kMaxDynamicSmem) {
+            forward_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
+                q, xq, w, bias, yq, tiles_w, tiles_h, static_cast<int>(in_tile_h),
+                static_cast<int>(in_tile_w));
+          } else {
+            forward_nchw_kernel<scalar_t, false>
+                <<<blocks, threads, 0, stream>>>(q, xq, w, bias, yq, tiles_w, tiles_h, 0, 0);
+          }
+        });
     return;
   }
   const int64_t row_groups = ceil_div(p.out_h, kWindowRows);
   const int64_t per_image = p.channels * p.multiplier * row_groups * p.out_w;
   const auto rg = static_cast<uint32_t>(row_groups);
-  for_each_launch(p.batch, per_image, kWindowThreads, op, [&](int64_t n0, uint32_t items,
-                                                               unsigned int blocks) {
-    with_window_shape(p, [&](auto k, auto s) {
-      forward_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
-          <<<blocks, kWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items, rg);
-    });
-  });
+  for_each_launch(p.batch, per_image, kWindowThreads, op,
+                  [&](int64_t n0, uint32_t items, unsigned int blocks) {
+                    with_window_shape(p, [&](auto k, auto s) {
+                      forward_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
+                          <<<blocks, kWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items, rg);
+                    });
+                  });
 }
 
 // channels_last forward: the window kernel for 16-byte channel vectors and K x K in {3, 5, 7}
@@ -538,28 +542,34 @@ void launch_forward_nhwc(const DepthwiseParams& p, const scalar_t* x, const scal
   if (vec == kVec && window_kernel_size(p) != 0) {
     const int64_t pixel_groups = ceil_div(p.out_w, kNhwcWindowPixels);
     const int64_t per_image = p.out_h * pixel_groups * (p.channels / kVec);
-    for_each_launch(p.batch, per_image, kNhwcWindowThreads, op, [&](int64_t n0, uint32_t items,
-                                                                    unsigned int blocks) {
-      with_window_shape(p, [&](auto k, auto s) {
-        forward_nhwc_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value, kVec>
-            <<<blocks, kNhwcWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items,
-                                                        static_cast<uint32_t>(pixel_groups));
-      });
-    });
+    for_each_launch(
+        p.batch, per_image, kNhwcWindowThreads, op,
+        [&](int64_t n0, uint32_t items, unsigned int blocks) {
+          with_window_shape(p, [&](auto k, auto s) {
+            forward_nhwc_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value, kVec>
+                <<<blocks, kNhwcWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items,
+                                                            static_cast<uint32_t>(pixel_groups));
+          });
+        });
     return;
   }
   const int64_t per_image = p.out_h * p.out_w * ((p.channels * p.multiplier) / vec);
   auto launch = [&](auto vec_tag) {
     constexpr int V = decltype(vec_tag)::value;
-    for_each_launch(p.batch, per_image, kNhwcThreads, op, [&](int64_t n0, uint32_t items,
-                                                              unsigned int blocks) {
-      forward_nhwc_kernel<scalar_t, V><<<blocks, kNhwcThreads, 0, stream>>>(p, x, w, bias, y, n0, items);
-    });
+    for_each_launch(p.batch, per_image, kNhwcThreads, op,
+                    [&](int64_t n0, uint32_t items, unsigned int blocks) {
+                      forward_nhwc_kernel<scalar_t, V>
+                          <<<blocks, kNhwcThreads, 0, stream>>>(p, x, w, bias, y, n0, items);
+                    });
   };
-  if (vec == 8) launch(std::integral_constant<int, 8>());
-  else if (vec == 4) launch(std::integral_constant<int, 4>());
-  else if (vec == 2) launch(std::integral_constant<int, 2>());
-  else launch(std::integral_constant<int, 1>());
+  if (vec == 8)
+    launch(std::integral_constant<int, 8>());
+  else if (vec == 4)
+    launch(std::integral_constant<int, 4>());
+  else if (vec == 2)
+    launch(std::integral_constant<int, 2>());
+  else
+    launch(std::integral_constant<int, 1>());
 }
 
 // The stride-1 input gradient as a forward: grad_input = forward(grad_output, taps flipped)
@@ -618,8 +628,10 @@ bool backward_weight_nhwc(const DepthwiseParams& p, const at::Tensor& grad_outpu
             static_cast<uint32_t>(pixels), static_cast<uint32_t>(per_block));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const int64_t total = p.channels * K * K;
-    sum_chunks_nhwc_kernel<scalar_t><<<elementwise_blocks(total, input.get_device()), 256, 0, stream>>>(
-        workspace.data_ptr<acc_t>(), grad_weight.data_ptr<scalar_t>(), p.channels, K * K, chunks);
+    sum_chunks_nhwc_kernel<scalar_t>
+        <<<elementwise_blocks(total, input.get_device()), 256, 0, stream>>>(
+            workspace.data_ptr<acc_t>(), grad_weight.data_ptr<scalar_t>(), p.channels, K * K,
+            chunks);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     done = true;
   };
@@ -641,22 +653,22 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight,
   const auto p = depthwise_params(input.sizes(), out_size, weight.size(2), weight.size(3), g);
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "depthwise_conv2d_cuda", [&] {
-    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* y = output.data_ptr<scalar_t>();
-    if (fmt == kChannelsLast) {
-      const at::Tensor x = input.contiguous(kChannelsLast);
-      const at::Tensor w = weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, Cout)
-      launch_forward_nhwc(p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y,
-                          stream, op);
-    } else {
-      const at::Tensor x = input.contiguous();
-      const at::Tensor w = weight.contiguous();
-      launch_forward_nchw(p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y,
-                          stream, op);
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_conv2d_cuda", [&] {
+        const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+        scalar_t* y = output.data_ptr<scalar_t>();
+        if (fmt == kChannelsLast) {
+          const at::Tensor x = input.contiguous(kChannelsLast);
+          const at::Tensor w = weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, Cout)
+          launch_forward_nhwc(p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y,
+                              stream, op);
+        } else {
+          const at::Tensor x = input.contiguous();
+          const at::Tensor w = weight.contiguous();
+          launch_forward_nchw(p, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp, y,
+                              stream, op);
+        }
+      });
   return output;
 }
 
@@ -674,82 +686,90 @@ at::Tensor backward_input_impl(const at::Tensor& grad_output, const at::Tensor& 
   const auto p = depthwise_params(in_size, grad_output.sizes(), weight.size(2), weight.size(3), g);
   const int64_t taps = p.kernel_h * p.kernel_w;
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
-                                  "depthwise_backward_input_cuda", [&] {
-    using acc_t = acc_type<scalar_t>;
-    scalar_t* gx = grad_input.data_ptr<scalar_t>();
-    if (grad_output.numel() == 0) {  // no output pixel: every input gradient is zero
-      grad_input.zero_();
-      return;
-    }
-    if (fmt == kChannelsLast && p.stride_h == 1 && p.stride_w == 1 && p.multiplier == 1) {
-      // As for NCHW below: the forward of grad_output with flipped taps.
-      const at::Tensor gy = grad_output.contiguous(kChannelsLast);
-      const at::Tensor w = weight.flip({2, 3}).permute({2, 3, 0, 1}).contiguous();
-      launch_forward_nhwc<scalar_t>(flipped_forward_params(p), gy.const_data_ptr<scalar_t>(),
-                                    w.const_data_ptr<scalar_t>(), nullptr, gx, stream, op);
-    } else if (fmt == kChannelsLast) {
-      const at::Tensor gy = grad_output.contiguous(kChannelsLast);
-      const at::Tensor w = weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, Cout)
-      const scalar_t* gp = gy.const_data_ptr<scalar_t>();
-      const scalar_t* wp = w.const_data_ptr<scalar_t>();
-      const int vec = vector_width(p, sizeof(scalar_t), {gp, wp, gx});
-      const int64_t per_image = p.in_h * p.in_w * (p.channels / vec);
-      auto launch = [&](auto vec_tag) {
-        constexpr int V = decltype(vec_tag)::value;
-        for_each_launch(p.batch, per_image, kNhwcThreads, op, [&](int64_t n0, uint32_t items,
-                                                                  unsigned int blocks) {
-          backward_input_nhwc_kernel<scalar_t, V><<<blocks, kNhwcThreads, 0, stream>>>(p, gp, wp, gx, n0, items);
-        });
-      };
-      if (vec == 8) launch(std::integral_constant<int, 8>());
-      else if (vec == 4) launch(std::integral_constant<int, 4>());
-      else if (vec == 2) launch(std::integral_constant<int, 2>());
-      else launch(std::integral_constant<int, 1>());
-    } else if (p.stride_h == 1 && p.stride_w == 1 && p.multiplier == 1) {
-      const at::Tensor gy = grad_output.contiguous();
-      const at::Tensor w = weight.flip({2, 3}).contiguous();
-      launch_forward_nchw<scalar_t>(flipped_forward_params(p), gy.const_data_ptr<scalar_t>(),
-                                    w.const_data_ptr<scalar_t>(), nullptr, gx, stream, op);
-    } else if (p.stride_h == 2 && p.multiplier == 1 && window_kernel_size(p) != 0) {
-      const at::Tensor gy = grad_output.contiguous();
-      const at::Tensor w = weight.contiguous();
-      const int64_t per_image = p.channels * ceil_div(p.in_h, kWindowRows) * p.in_w;
-      const auto rg = static_cast<uint32_t>(ceil_div(p.in_h, kWindowRows));
-      const int phase = static_cast<int>(((p.kernel_h - 1 - p.pad_top) % 2 + 2) % 2);
-      for_each_launch(p.batch, per_image, kWindowThreads, op, [&](int64_t n0, uint32_t items,
-                                                                  unsigned int blocks) {
-        with_window_shape(p, [&](auto k, auto) {
-          constexpr int K = decltype(k)::value;
-          auto kernel = phase == 0 ? backward_input_nchw_window_kernel<scalar_t, K, 2, 0>
-                                   : backward_input_nchw_window_kernel<scalar_t, K, 2, 1>;
-          kernel<<<blocks, kWindowThreads, 0, stream>>>(p, gy.const_data_ptr<scalar_t>(),
-                                                        w.const_data_ptr<scalar_t>(), gx, n0,
-                                                        items, rg);
-        });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "depthwise_backward_input_cuda", [&] {
+        using acc_t = acc_type<scalar_t>;
+        scalar_t* gx = grad_input.data_ptr<scalar_t>();
+        if (grad_output.numel() == 0) {  // no output pixel: every input gradient is zero
+          grad_input.zero_();
+          return;
+        }
+        if (fmt == kChannelsLast && p.stride_h == 1 && p.stride_w == 1 && p.multiplier == 1) {
+          // As for NCHW below: the forward of grad_output with flipped taps.
+          const at::Tensor gy = grad_output.contiguous(kChannelsLast);
+          const at::Tensor w = weight.flip({2, 3}).permute({2, 3, 0, 1}).contiguous();
+          launch_forward_nhwc<scalar_t>(flipped_forward_params(p), gy.const_data_ptr<scalar_t>(),
+                                        w.const_data_ptr<scalar_t>(), nullptr, gx, stream, op);
+        } else if (fmt == kChannelsLast) {
+          const at::Tensor gy = grad_output.contiguous(kChannelsLast);
+          const at::Tensor w = weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, Cout)
+          const scalar_t* gp = gy.const_data_ptr<scalar_t>();
+          const scalar_t* wp = w.const_data_ptr<scalar_t>();
+          const int vec = vector_width(p, sizeof(scalar_t), {gp, wp, gx});
+          const int64_t per_image = p.in_h * p.in_w * (p.channels / vec);
+          auto launch = [&](auto vec_tag) {
+            constexpr int V = decltype(vec_tag)::value;
+            for_each_launch(p.batch, per_image, kNhwcThreads, op,
+                            [&](int64_t n0, uint32_t items, unsigned int blocks) {
+                              backward_input_nhwc_kernel<scalar_t, V>
+                                  <<<blocks, kNhwcThreads, 0, stream>>>(p, gp, wp, gx, n0, items);
+                            });
+          };
+          if (vec == 8)
+            launch(std::integral_constant<int, 8>());
+          else if (vec == 4)
+            launch(std::integral_constant<int, 4>());
+          else if (vec == 2)
+            launch(std::integral_constant<int, 2>());
+          else
+            launch(std::integral_constant<int, 1>());
+        } else if (p.stride_h == 1 && p.stride_w == 1 && p.multiplier == 1) {
+          const at::Tensor gy = grad_output.contiguous();
+          const at::Tensor w = weight.flip({2, 3}).contiguous();
+          launch_forward_nchw<scalar_t>(flipped_forward_params(p), gy.const_data_ptr<scalar_t>(),
+                                        w.const_data_ptr<scalar_t>(), nullptr, gx, stream, op);
+        } else if (p.stride_h == 2 && p.multiplier == 1 && window_kernel_size(p) != 0) {
+          const at::Tensor gy = grad_output.contiguous();
+          const at::Tensor w = weight.contiguous();
+          const int64_t per_image = p.channels * ceil_div(p.in_h, kWindowRows) * p.in_w;
+          const auto rg = static_cast<uint32_t>(ceil_div(p.in_h, kWindowRows));
+          const int phase = static_cast<int>(((p.kernel_h - 1 - p.pad_top) % 2 + 2) % 2);
+          for_each_launch(p.batch, per_image, kWindowThreads, op,
+                          [&](int64_t n0, uint32_t items, unsigned int blocks) {
+                            with_window_shape(p, [&](auto k, auto) {
+                              constexpr int K = decltype(k)::value;
+                              auto kernel =
+                                  phase == 0 ? backward_input_nchw_window_kernel<scalar_t, K, 2, 0>
+                                             : backward_input_nchw_window_kernel<scalar_t, K, 2, 1>;
+                              kernel<<<blocks, kWindowThreads, 0, stream>>>(
+                                  p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                                  gx, n0, items, rg);
+                            });
+                          });
+        } else {
+          const at::Tensor gy = grad_output.contiguous();
+          const at::Tensor w = weight.contiguous();
+          const int64_t tiles_h = ceil_div(p.in_h, kTileH), tiles_w = ceil_div(p.in_w, kTileW);
+          const unsigned int blocks = grid_size(p.batch * p.channels * tiles_h * tiles_w, op);
+          // Upper bound on the distinct grad_output rows one tile can touch (see the kernel).
+          const int64_t gy_tile_h =
+              ((kTileH - 1) + (p.kernel_h - 1) * p.dilation_h) / p.stride_h + 2;
+          const int64_t gy_tile_w =
+              ((kTileW - 1) + (p.kernel_w - 1) * p.dilation_w) / p.stride_w + 2;
+          const size_t smem = size_t(taps + gy_tile_h * gy_tile_w) * sizeof(acc_t);
+          const dim3 threads(kThreadsX, kThreadsY);
+          if (smem <= kMaxDynamicSmem) {
+            backward_input_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
+                p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), gx, tiles_w,
+                tiles_h, static_cast<int>(gy_tile_h), static_cast<int>(gy_tile_w));
+          } else {
+            backward_input_nchw_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
+                p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), gx, tiles_w,
+                tiles_h, 0, 0);
+          }
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
       });
-    } else {
-      const at::Tensor gy = grad_output.contiguous();
-      const at::Tensor w = weight.contiguous();
-      const int64_t tiles_h = ceil_div(p.in_h, kTileH), tiles_w = ceil_div(p.in_w, kTileW);
-      const unsigned int blocks = grid_size(p.batch * p.channels * tiles_h * tiles_w, op);
-      // Upper bound on the distinct grad_output rows one tile can touch (see the kernel).
-      const int64_t gy_tile_h = ((kTileH - 1) + (p.kernel_h - 1) * p.dilation_h) / p.stride_h + 2;
-      const int64_t gy_tile_w = ((kTileW - 1) + (p.kernel_w - 1) * p.dilation_w) / p.stride_w + 2;
-      const size_t smem = size_t(taps + gy_tile_h * gy_tile_w) * sizeof(acc_t);
-      const dim3 threads(kThreadsX, kThreadsY);
-      if (smem <= kMaxDynamicSmem) {
-        backward_input_nchw_kernel<scalar_t, true><<<blocks, threads, smem, stream>>>(
-            p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), gx, tiles_w, tiles_h,
-            static_cast<int>(gy_tile_h), static_cast<int>(gy_tile_w));
-      } else {
-        backward_input_nchw_kernel<scalar_t, false><<<blocks, threads, 0, stream>>>(
-            p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), gx, tiles_w, tiles_h,
-            0, 0);
-      }
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
-  });
   return grad_input;
 }
 
@@ -760,22 +780,22 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   const auto g = check_geometry(op, stride, padding, dilation);
   check_depthwise_backward_weight(op, grad_output, input, kernel_size, g);
   c10::cuda::CUDAGuard guard(input.device());
-  const auto p = depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0],
-                                  kernel_size[1], g);
+  const auto p =
+      depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0], kernel_size[1], g);
   const int64_t cout = (p.channels * p.multiplier), taps = p.kernel_h * p.kernel_w;
   at::Tensor grad_weight = at::empty({cout, 1, p.kernel_h, p.kernel_w}, input.options());
   if (grad_weight.numel() == 0) return grad_weight;
   if (grad_output.numel() == 0 || input.numel() == 0) return grad_weight.zero_();
-  TORCH_CHECK(taps <= std::numeric_limits<int32_t>::max() / 4, op, ": kernel of ", p.kernel_h,
-              "x", p.kernel_w, " taps is too large");
+  TORCH_CHECK(taps <= std::numeric_limits<int32_t>::max() / 4, op, ": kernel of ", p.kernel_h, "x",
+              p.kernel_w, " taps is too large");
   const int device = input.get_device();
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (output_memory_format(input) == kChannelsLast) {
     bool done = false;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                    "depthwise_backward_weight_nhwc_cuda", [&] {
-      done = backward_weight_nhwc<scalar_t>(p, grad_output, input, grad_weight, stream, op);
-    });
+    AT_DISPATCH_FLOATING_TYPES_AND2(
+        at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_backward_weight_nhwc_cuda", [&] {
+          done = backward_weight_nhwc<scalar_t>(p, grad_output, input, grad_weight, stream, op);
+        });
     if (done) return grad_weight;
   }
   // Other cases reduce over NCHW planes: channels_last tensors are converted first.
@@ -789,46 +809,49 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   };
   const int64_t window_rows = ceil_div(p.out_h, kWindowRows);
   const int64_t window_items = p.batch * window_rows * p.out_w;  // per channel
-  const bool window = window_kernel_size(p) != 0 && window_items <= std::numeric_limits<int32_t>::max();
+  const bool window =
+      window_kernel_size(p) != 0 && window_items <= std::numeric_limits<int32_t>::max();
   const int64_t tiles_h = ceil_div(p.out_h, kBwTileH), tiles_w = ceil_div(p.out_w, kBwTileW);
   const int64_t chunks = window ? chunks_for(ceil_div(window_items, kWindowThreads))
                                 : chunks_for(p.batch * tiles_h * tiles_w);
   const unsigned int blocks = grid_size(cout * chunks, op);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "depthwise_backward_weight_cuda", [&] {
-    using acc_t = acc_type<scalar_t>;
-    at::Tensor workspace =
-        at::empty({cout, chunks, taps}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-    acc_t* ws = workspace.data_ptr<acc_t>();
-    if (window) {
-      with_window_shape(p, [&](auto k, auto s) {
-        backward_weight_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
-            <<<blocks, kWindowThreads, 0, stream>>>(
-                p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws,
-                static_cast<uint32_t>(chunks), static_cast<uint32_t>(window_items),
-                static_cast<uint32_t>(window_rows));
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_backward_weight_cuda", [&] {
+        using acc_t = acc_type<scalar_t>;
+        at::Tensor workspace = at::empty(
+            {cout, chunks, taps}, input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+        acc_t* ws = workspace.data_ptr<acc_t>();
+        if (window) {
+          with_window_shape(p, [&](auto k, auto s) {
+            backward_weight_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
+                <<<blocks, kWindowThreads, 0, stream>>>(
+                    p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws,
+                    static_cast<uint32_t>(chunks), static_cast<uint32_t>(window_items),
+                    static_cast<uint32_t>(window_rows));
+          });
+        } else {
+          const int64_t in_tile_h =
+              (kBwTileH - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+          const int64_t in_tile_w =
+              (kBwTileW - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+          const size_t base = size_t(kBwPixels + kBwThreads * kTapsPerThread) * sizeof(acc_t);
+          const size_t smem = base + size_t(in_tile_h * in_tile_w) * sizeof(acc_t);
+          if (smem <= kMaxDynamicSmem) {
+            backward_weight_partial_kernel<scalar_t, true><<<blocks, kBwThreads, smem, stream>>>(
+                p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
+                tiles_h, static_cast<int>(in_tile_h), static_cast<int>(in_tile_w));
+          } else {
+            backward_weight_partial_kernel<scalar_t, false><<<blocks, kBwThreads, base, stream>>>(
+                p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
+                tiles_h, 0, 0);
+          }
+        }
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        const int64_t total = cout * taps;
+        sum_chunks_kernel<scalar_t><<<elementwise_blocks(total, device), 256, 0, stream>>>(
+            ws, grad_weight.data_ptr<scalar_t>(), cout, chunks, taps);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
-    } else {
-      const int64_t in_tile_h = (kBwTileH - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
-      const int64_t in_tile_w = (kBwTileW - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
-      const size_t base = size_t(kBwPixels + kBwThreads * kTapsPerThread) * sizeof(acc_t);
-      const size_t smem = base + size_t(in_tile_h * in_tile_w) * sizeof(acc_t);
-      if (smem <= kMaxDynamicSmem) {
-        backward_weight_partial_kernel<scalar_t, true><<<blocks, kBwThreads, smem, stream>>>(
-            p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
-            tiles_h, static_cast<int>(in_tile_h), static_cast<int>(in_tile_w));
-      } else {
-        backward_weight_partial_kernel<scalar_t, false><<<blocks, kBwThreads, base, stream>>>(
-            p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), ws, chunks, tiles_w,
-            tiles_h, 0, 0);
-      }
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const int64_t total = cout * taps;
-    sum_chunks_kernel<scalar_t><<<elementwise_blocks(total, device), 256, 0, stream>>>(
-        ws, grad_weight.data_ptr<scalar_t>(), cout, chunks, taps);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
   return grad_weight;
 }
 

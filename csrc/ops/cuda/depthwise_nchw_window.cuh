@@ -26,8 +26,8 @@ constexpr int kWindowRows = 8;  // V: output rows per thread
 // The coordinates of one work item. `item` counts (image, channel, row group, column) inside
 // one launch; `first_image` is the launch's first image.
 struct WindowItem {
-  uint32_t col, row0;       // output column, first output row of the group
-  uint32_t channel;         // output channel (forward) or channel of the plane
+  uint32_t col, row0;  // output column, first output row of the group
+  uint32_t channel;    // output channel (forward) or channel of the plane
   int64_t image;
 };
 
@@ -57,8 +57,8 @@ __global__ void __launch_bounds__(kWindowThreads)
   const uint32_t item = blockIdx.x * kWindowThreads + threadIdx.x;
   if (item >= items) return;
   const uint32_t cout = static_cast<uint32_t>(p.channels * p.multiplier);
-  const WindowItem it = window_item(item, static_cast<uint32_t>(p.out_w), row_groups, cout,
-                                    first_image, V);
+  const WindowItem it =
+      window_item(item, static_cast<uint32_t>(p.out_w), row_groups, cout, first_image, V);
   const int in_h = static_cast<int>(p.in_h), in_w = static_cast<int>(p.in_w);
   const int64_t in_plane = it.image * p.channels + it.channel / static_cast<uint32_t>(p.multiplier);
   const int ih0 = static_cast<int>(it.row0) * S - static_cast<int>(p.pad_top);
@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kWindowThreads)
   for (int v = 0; v < V; ++v) acc[v] = b0;
   bool col_in[K];
 #pragma unroll
-  for (int j = 0; j < K; ++j) col_in[j] = static_cast<unsigned>(iw0 + j) < static_cast<unsigned>(in_w);
+  for (int j = 0; j < K; ++j)
+    col_in[j] = static_cast<unsigned>(iw0 + j) < static_cast<unsigned>(in_w);
 
   const scalar_t* xp = x + in_plane * p.in_h * p.in_w;
 #pragma unroll
@@ -101,8 +102,8 @@ __global__ void __launch_bounds__(kWindowThreads)
   }
 }
 
-// ------------------------------------------------------------------ input gradient, K x K, stride S > 1
-// grad_input[hi] = sum of grad_output[ho] * w[i] over hi = ho * S - pad + i. Work items are
+// ------------------------------------------------------------------ input gradient, K x K, stride
+// S > 1 grad_input[hi] = sum of grad_output[ho] * w[i] over hi = ho * S - pad + i. Work items are
 // (image, channel, group of V input rows, input column); multiplier 1. With V a multiple of S,
 // the tap row that links the group's first input row to its first grad_output row is the same
 // for every group: K - 1 - PHASE with PHASE = (K - 1 - pad_top) mod S, a template argument, so
@@ -116,7 +117,7 @@ __global__ void __launch_bounds__(kWindowThreads)
   using acc_t = acc_type<scalar_t>;
   constexpr int V = kWindowRows;
   static_assert(V % S == 0, "row groups must start on the same phase");
-  constexpr int kBase = K - 1 - PHASE;  // tap row of (first input row, first grad row)
+  constexpr int kBase = K - 1 - PHASE;        // tap row of (first input row, first grad row)
   constexpr int R = (kBase + V - 1) / S + 1;  // grad rows reaching the group
   const uint32_t item = blockIdx.x * kWindowThreads + threadIdx.x;
   if (item >= items) return;
@@ -168,8 +169,8 @@ __global__ void __launch_bounds__(kWindowThreads)
   }
 }
 
-// ------------------------------------------------------------------ weight gradient, K x K, stride S
-// Block (oc, chunk) sums over items [begin, end) of channel oc (image, row group, column): each
+// ------------------------------------------------------------------ weight gradient, K x K, stride
+// S Block (oc, chunk) sums over items [begin, end) of channel oc (image, row group, column): each
 // thread accumulates all K*K taps in registers, the block reduces them in a fixed order (warp
 // butterfly, then warps in index order) and writes workspace[oc][chunk][tap]; sum_chunks adds
 // the chunks in order. No atomics: bitwise-repeatable results.
@@ -211,7 +212,8 @@ __global__ void __launch_bounds__(kWindowThreads)
     const scalar_t* xp = x + (it.image * p.channels + c) * p.in_h * p.in_w;
     bool col_in[K];
 #pragma unroll
-    for (int j = 0; j < K; ++j) col_in[j] = static_cast<unsigned>(iw0 + j) < static_cast<unsigned>(in_w);
+    for (int j = 0; j < K; ++j)
+      col_in[j] = static_cast<unsigned>(iw0 + j) < static_cast<unsigned>(in_w);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const int ih = ih0 + r;

@@ -69,7 +69,8 @@ __global__ void __launch_bounds__(kNhwcWeightThreads, 2)  // <= 128 registers: t
         for (int j = 0; j < K; ++j) {
           const int64_t iw = int64_t(ow) * p.stride_w - p.pad_left + j * p.dilation_w;
           if (iw < 0 || iw >= p.in_w) continue;
-          const V xv = *reinterpret_cast<const V*>(x + ((n * p.in_h + ih) * p.in_w + iw) * channels + c0);
+          const V xv =
+              *reinterpret_cast<const V*>(x + ((n * p.in_h + ih) * p.in_w + iw) * channels + c0);
 #pragma unroll
           for (int v = 0; v < VEC; ++v) acc[i * K + j][v] += gv[v] * static_cast<acc_t>(xv.v[v]);
         }

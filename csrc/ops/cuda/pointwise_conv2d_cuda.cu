@@ -54,8 +54,8 @@ __device__ __forceinline__ void accumulate_tile(const scalar_t* __restrict__ A, 
                                                 int64_t M, int64_t m0,
                                                 const scalar_t* __restrict__ B, Operand b,
                                                 int64_t N, int64_t n0, int64_t k_begin,
-                                                int64_t k_end, acc_t (&acc)[4][4],
-                                                acc_t (*As)[BM], acc_t (*Bs)[BN]) {
+                                                int64_t k_end, acc_t (&acc)[4][4], acc_t (*As)[BM],
+                                                acc_t (*Bs)[BN]) {
   constexpr int kThreads = tile_threads<BM, BN>();
   const int tid = threadIdx.x, tx = tid % (BN / 4), ty = tid / (BN / 4);
   for (int64_t k0 = k_begin; k0 < k_end; k0 += kBK) {
@@ -63,18 +63,30 @@ __device__ __forceinline__ void accumulate_tile(const scalar_t* __restrict__ A, 
 #pragma unroll
     for (int e = tid; e < BM * kBK; e += kThreads) {
       int r, kk;
-      if (a.inner == 1) { r = e / kBK; kk = e % kBK; } else { r = e % BM; kk = e / BM; }
+      if (a.inner == 1) {
+        r = e / kBK;
+        kk = e % kBK;
+      } else {
+        r = e % BM;
+        kk = e / BM;
+      }
       const int64_t gr = m0 + r, gk = k0 + kk;
-      As[kk][r] = (gr < M && gk < k_end) ? static_cast<acc_t>(A[gr * a.outer + gk * a.inner])
-                                         : acc_t(0);
+      As[kk][r] =
+          (gr < M && gk < k_end) ? static_cast<acc_t>(A[gr * a.outer + gk * a.inner]) : acc_t(0);
     }
 #pragma unroll
     for (int e = tid; e < BN * kBK; e += kThreads) {
       int c, kk;
-      if (b.outer == 1) { c = e % BN; kk = e / BN; } else { c = e / kBK; kk = e % kBK; }
+      if (b.outer == 1) {
+        c = e % BN;
+        kk = e / BN;
+      } else {
+        c = e / kBK;
+        kk = e % kBK;
+      }
       const int64_t gc = n0 + c, gk = k0 + kk;
-      Bs[kk][c] = (gc < N && gk < k_end) ? static_cast<acc_t>(B[gc * b.outer + gk * b.inner])
-                                         : acc_t(0);
+      Bs[kk][c] =
+          (gc < N && gk < k_end) ? static_cast<acc_t>(B[gc * b.outer + gk * b.inner]) : acc_t(0);
     }
     __syncthreads();
 #pragma unroll
@@ -114,8 +126,8 @@ __global__ void __launch_bounds__(tile_threads<BM, BN>())
   for (int64_t f = f_begin; f < f_end;) {
     const int64_t bi = f / K, k_begin = f % K;
     const int64_t k_end = std::min<int64_t>(K, k_begin + (f_end - f));
-    accumulate_tile<scalar_t, acc_t, BM, BN>(A + bi * a.batch, a, M, m0, B + bi * b.batch, b, N,
-                                             n0, k_begin, k_end, acc, As, Bs);
+    accumulate_tile<scalar_t, acc_t, BM, BN>(A + bi * a.batch, a, M, m0, B + bi * b.batch, b, N, n0,
+                                             k_begin, k_end, acc, As, Bs);
     f += k_end - k_begin;
   }
   acc_t* out = workspace + s * M * N;
@@ -156,15 +168,16 @@ void backward_weight_gemm(const at::Tensor& grad_output, const at::Tensor& input
   const int64_t rows = input.size(0) * input.size(2) * input.size(3);
   const at::Tensor a = grad_output.transpose(0, 1).reshape({cout, rows}).contiguous();
   const at::Tensor x_rows = input.permute({0, 2, 3, 1}).reshape({rows, cin}).contiguous();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "pointwise_backward_weight_gemm_cuda", [&] {
-    // Column ci of B starts at x_rows + ci and steps by Cin along K (the NCHW form of
-    // InputColumns with one "image" whose plane is Cin); dW is written the same way.
-    const InputColumns<scalar_t> cols{x_rows.const_data_ptr<scalar_t>(), rows, cin, false, false};
-    const GemmOutput out{cin, cin, static_cast<int>(cout), false};
-    launch_gemm_columns<scalar_t>(a.const_data_ptr<scalar_t>(), rows, cols, out, nullptr,
-                                  grad_weight.data_ptr<scalar_t>(), input.options(), op);
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "pointwise_backward_weight_gemm_cuda", [&] {
+        // Column ci of B starts at x_rows + ci and steps by Cin along K (the NCHW form of
+        // InputColumns with one "image" whose plane is Cin); dW is written the same way.
+        const InputColumns<scalar_t> cols{x_rows.const_data_ptr<scalar_t>(), rows, cin, false,
+                                          false};
+        const GemmOutput out{cin, cin, static_cast<int>(cout), false};
+        launch_gemm_columns<scalar_t>(a.const_data_ptr<scalar_t>(), rows, cols, out, nullptr,
+                                      grad_weight.data_ptr<scalar_t>(), input.options(), op);
+      });
 }
 
 at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor& input) {
@@ -182,9 +195,10 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   // shape and 1.05-2.1x for float32 with Cout >= 64, the tiles 1.2-1.7x faster for float32 with
   // Cout <= 32.
   const bool half_types = input.scalar_type() == at::kHalf || input.scalar_type() == at::kBFloat16;
-  const bool gemm = std::strcmp(forced_path("SEPCONV_CUDA_POINTWISE_WGRAD",
-                                            half_types || cout > 32 ? "gemm" : "tiles", "tiles",
-                                            "gemm"), "gemm") == 0;
+  const bool gemm =
+      std::strcmp(forced_path("SEPCONV_CUDA_POINTWISE_WGRAD",
+                              half_types || cout > 32 ? "gemm" : "tiles", "tiles", "gemm"),
+                  "gemm") == 0;
   if (gemm && cout <= std::numeric_limits<int32_t>::max()) {
     backward_weight_gemm(grad_output, input, grad_weight, op);
     return grad_weight;
@@ -194,42 +208,50 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor gy = grad_output.contiguous(fmt);
   // A = GY[n] (Cout x P), B = X[n]^T (P x Cin).
-  const Operand a = channels_last ? Operand{pixels * cout, 1, cout} : Operand{cout * pixels, pixels, 1};
-  const Operand b = channels_last ? Operand{pixels * cin, 1, cin} : Operand{cin * pixels, pixels, 1};
+  const Operand a =
+      channels_last ? Operand{pixels * cout, 1, cout} : Operand{cout * pixels, pixels, 1};
+  const Operand b =
+      channels_last ? Operand{pixels * cin, 1, cin} : Operand{cin * pixels, pixels, 1};
   const int device = input.get_device();
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "pointwise_backward_weight_cuda", [&] {
-    using acc_t = acc_type<scalar_t>;
-    int64_t splits = 1;
-    at::Tensor workspace;
-    auto launch = [&](auto bm_tag, auto bn_tag) {
-      constexpr int BM = decltype(bm_tag)::value, BN = decltype(bn_tag)::value;
-      constexpr int threads = tile_threads<BM, BN>();
-      const int64_t tiles_n = ceil_div(cin, BN), tiles = ceil_div(cout, BM) * tiles_n;
-      // Slices: about 512 threads' worth of blocks per multiprocessor, each slice at least 256
-      // reduction steps long. A pure function of shape and device, so the summation order never
-      // changes between runs.
-      const int64_t target = int64_t(multiprocessor_count(device)) * (512 / threads);
-      splits = std::max<int64_t>(1, std::min(ceil_div(target, tiles), ceil_div(batch * pixels, 256)));
-      workspace = at::empty({splits, cout, cin},
-                            input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-      gemm_split_k_kernel<scalar_t, BM, BN><<<grid_size(tiles * splits, op), threads, 0, stream>>>(
-          gy.const_data_ptr<scalar_t>(), a, x.const_data_ptr<scalar_t>(), b,
-          workspace.data_ptr<acc_t>(), batch, cout, cin, pixels, tiles_n, splits);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    };
-    using std::integral_constant;
-    if (cout <= 32 && cin <= 32) launch(integral_constant<int, 32>(), integral_constant<int, 32>());
-    else if (cout <= 32) launch(integral_constant<int, 32>(), integral_constant<int, 64>());
-    else if (cin <= 32) launch(integral_constant<int, 64>(), integral_constant<int, 32>());
-    else launch(integral_constant<int, 64>(), integral_constant<int, 64>());
-    const int64_t count = cout * cin;
-    const int64_t sum_blocks = std::min<int64_t>(ceil_div(count, 256), 65535);
-    sum_splits_kernel<scalar_t><<<static_cast<unsigned int>(sum_blocks), 256, 0, stream>>>(
-        workspace.data_ptr<acc_t>(), grad_weight.data_ptr<scalar_t>(), splits, count);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "pointwise_backward_weight_cuda", [&] {
+        using acc_t = acc_type<scalar_t>;
+        int64_t splits = 1;
+        at::Tensor workspace;
+        auto launch = [&](auto bm_tag, auto bn_tag) {
+          constexpr int BM = decltype(bm_tag)::value, BN = decltype(bn_tag)::value;
+          constexpr int threads = tile_threads<BM, BN>();
+          const int64_t tiles_n = ceil_div(cin, BN), tiles = ceil_div(cout, BM) * tiles_n;
+          // Slices: about 512 threads' worth of blocks per multiprocessor, each slice at least 256
+          // reduction steps long. A pure function of shape and device, so the summation order never
+          // changes between runs.
+          const int64_t target = int64_t(multiprocessor_count(device)) * (512 / threads);
+          splits = std::max<int64_t>(
+              1, std::min(ceil_div(target, tiles), ceil_div(batch * pixels, 256)));
+          workspace = at::empty({splits, cout, cin},
+                                input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+          gemm_split_k_kernel<scalar_t, BM, BN>
+              <<<grid_size(tiles * splits, op), threads, 0, stream>>>(
+                  gy.const_data_ptr<scalar_t>(), a, x.const_data_ptr<scalar_t>(), b,
+                  workspace.data_ptr<acc_t>(), batch, cout, cin, pixels, tiles_n, splits);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        };
+        using std::integral_constant;
+        if (cout <= 32 && cin <= 32)
+          launch(integral_constant<int, 32>(), integral_constant<int, 32>());
+        else if (cout <= 32)
+          launch(integral_constant<int, 32>(), integral_constant<int, 64>());
+        else if (cin <= 32)
+          launch(integral_constant<int, 64>(), integral_constant<int, 32>());
+        else
+          launch(integral_constant<int, 64>(), integral_constant<int, 64>());
+        const int64_t count = cout * cin;
+        const int64_t sum_blocks = std::min<int64_t>(ceil_div(count, 256), 65535);
+        sum_splits_kernel<scalar_t><<<static_cast<unsigned int>(sum_blocks), 256, 0, stream>>>(
+            workspace.data_ptr<acc_t>(), grad_weight.data_ptr<scalar_t>(), splits, count);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return grad_weight;
 }
 
@@ -246,14 +268,16 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
   if (output.numel() == 0) return output;
   const int64_t batch = input.size(0), cin = input.size(1), cout = out_size[1];
   const int64_t plane = input.size(2) * input.size(3), pixels = batch * plane;
-  TORCH_CHECK(cin <= std::numeric_limits<int32_t>::max() && cout <= std::numeric_limits<int32_t>::max(),
-              op, ": too many channels for the CUDA kernel");
+  TORCH_CHECK(
+      cin <= std::numeric_limits<int32_t>::max() && cout <= std::numeric_limits<int32_t>::max(), op,
+      ": too many channels for the CUDA kernel");
   const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
   const bool channels_last = fmt == kChannelsLast;
   const at::Tensor x = input.contiguous(fmt);
   const bool small = cout <= 32 && cin <= 64;
-  const bool gemm = std::strcmp(forced_path("SEPCONV_CUDA_POINTWISE", small ? "rows" : "gemm",
-                                            "rows", "gemm"), "gemm") == 0;
+  const bool gemm =
+      std::strcmp(forced_path("SEPCONV_CUDA_POINTWISE", small ? "rows" : "gemm", "rows", "gemm"),
+                  "gemm") == 0;
   // The GEMM reads W (Cout x Cin) along its rows; the rows kernel W^T (Cin x Cout), so its
   // weight-tile reads coalesce. For the input gradient the weight is a transposed view, and the
   // rows kernel's operand copies nothing.
@@ -262,33 +286,34 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const int co_tile = rows_co_tile(pixels, cout, input.get_device());
   const int64_t co_tiles = ceil_div(cout, co_tile);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "pointwise_conv2d_cuda", [&] {
-    const scalar_t* xp = x.const_data_ptr<scalar_t>();
-    const scalar_t* wp = w.const_data_ptr<scalar_t>();
-    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* yp = output.data_ptr<scalar_t>();
-    if (gemm) {
-      const bool vectors = channels_last && cin % (16 / sizeof(scalar_t)) == 0 &&
-                           reinterpret_cast<uintptr_t>(xp) % 16 == 0;
-      const InputColumns<scalar_t> cols{xp, cin, plane, channels_last, vectors};
-      const GemmOutput out{pixels, plane, static_cast<int>(cout), channels_last};
-      launch_gemm_columns<scalar_t>(wp, cin, cols, out, bp, yp, input.options(), op);
-      return;
-    }
-    constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
-    const bool vectors = channels_last && cin % kVec == 0 && cout % kVec == 0 &&
-                         reinterpret_cast<uintptr_t>(xp) % 16 == 0 &&
-                         reinterpret_cast<uintptr_t>(yp) % 16 == 0;
-    const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
-    with_rows_config<scalar_t>(co_tile, channels_last, vectors, [&](auto co, auto cl, auto vec) {
-      pointwise_rows_kernel<scalar_t, decltype(co)::value, decltype(cl)::value, decltype(vec)::value>
-          <<<blocks, kRowsThreads, 0, stream>>>(xp, wp, bp, yp, pixels, plane,
-                                                static_cast<int>(cin), static_cast<int>(cout),
-                                                static_cast<int>(co_tiles));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "pointwise_conv2d_cuda", [&] {
+        const scalar_t* xp = x.const_data_ptr<scalar_t>();
+        const scalar_t* wp = w.const_data_ptr<scalar_t>();
+        const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
+        scalar_t* yp = output.data_ptr<scalar_t>();
+        if (gemm) {
+          const bool vectors = channels_last && cin % (16 / sizeof(scalar_t)) == 0 &&
+                               reinterpret_cast<uintptr_t>(xp) % 16 == 0;
+          const InputColumns<scalar_t> cols{xp, cin, plane, channels_last, vectors};
+          const GemmOutput out{pixels, plane, static_cast<int>(cout), channels_last};
+          launch_gemm_columns<scalar_t>(wp, cin, cols, out, bp, yp, input.options(), op);
+          return;
+        }
+        constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
+        const bool vectors = channels_last && cin % kVec == 0 && cout % kVec == 0 &&
+                             reinterpret_cast<uintptr_t>(xp) % 16 == 0 &&
+                             reinterpret_cast<uintptr_t>(yp) % 16 == 0;
+        const unsigned int blocks = grid_size(ceil_div(pixels, kRowsThreads) * co_tiles, op);
+        with_rows_config<scalar_t>(
+            co_tile, channels_last, vectors, [&](auto co, auto cl, auto vec) {
+              pointwise_rows_kernel<scalar_t, decltype(co)::value, decltype(cl)::value,
+                                    decltype(vec)::value><<<blocks, kRowsThreads, 0, stream>>>(
+                  xp, wp, bp, yp, pixels, plane, static_cast<int>(cin), static_cast<int>(cout),
+                  static_cast<int>(co_tiles));
+              C10_CUDA_KERNEL_LAUNCH_CHECK();
+            });
+      });
   return output;
 }
 

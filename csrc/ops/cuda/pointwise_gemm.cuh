@@ -273,7 +273,8 @@ struct GemmTile {
           for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
             for (int half = 0; half < 2; ++half)
-              element(r0 + 16 * mi + g + 8 * half, c, offset, acc[(mi * 4 + ni) * 4 + 2 * half + h]);
+              element(r0 + 16 * mi + g + 8 * half, c, offset,
+                      acc[(mi * 4 + ni) * 4 + 2 * half + h]);
         }
     } else {
       const int ty = tid / 16, tx = tid % 16;
@@ -300,8 +301,7 @@ template <typename scalar_t, typename Columns>
 __global__ void __launch_bounds__(kGemmThreads, gemm_min_blocks<scalar_t>())
     gemm_columns_kernel(const scalar_t* __restrict__ w,  // (cout, k_total) row-major
                         int64_t k_total, bool w_vectors, int64_t k_per_slice, Columns cols,
-                        GemmOutput out,
-                        const scalar_t* __restrict__ bias, scalar_t* __restrict__ y,
+                        GemmOutput out, const scalar_t* __restrict__ bias, scalar_t* __restrict__ y,
                         acc_type<scalar_t>* __restrict__ workspace, int64_t tiles_m, int slices) {
   using Tile = GemmTile<scalar_t>;
   using acc_t = acc_type<scalar_t>;
@@ -430,14 +430,16 @@ void launch_gemm_columns(const scalar_t* w, int64_t k_total, const Columns& cols
   // Rows of w start on 16-byte boundaries: every K step's share is whole vectors.
   const bool w_vectors = k_total % static_cast<int64_t>(16 / sizeof(scalar_t)) == 0 &&
                          reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  gemm_columns_kernel<scalar_t, Columns><<<grid_size(tiles * slices, op), kGemmThreads, 0, stream>>>(
-      w, k_total, w_vectors, k_per_slice, cols, out, bias, y, ws, tiles_m, static_cast<int>(slices));
+  gemm_columns_kernel<scalar_t, Columns>
+      <<<grid_size(tiles * slices, op), kGemmThreads, 0, stream>>>(
+          w, k_total, w_vectors, k_per_slice, cols, out, bias, y, ws, tiles_m,
+          static_cast<int>(slices));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   if (slices > 1) {
-    const int64_t blocks = std::min<int64_t>(ceil_div(int64_t(out.cout) * out.pixels, 256),
-                                             8 * sms);
-    gemm_finish_kernel<scalar_t><<<grid_size(blocks, op), 256, 0, stream>>>(
-        ws, static_cast<int>(slices), out, bias, y);
+    const int64_t blocks =
+        std::min<int64_t>(ceil_div(int64_t(out.cout) * out.pixels, 256), 8 * sms);
+    gemm_finish_kernel<scalar_t>
+        <<<grid_size(blocks, op), 256, 0, stream>>>(ws, static_cast<int>(slices), out, bias, y);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }

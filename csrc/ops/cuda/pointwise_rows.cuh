@@ -114,12 +114,17 @@ void with_rows_config(int co_tile, bool channels_last, bool vectors, F&& f) {
   using std::integral_constant;
   constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
   auto with_layout = [&](auto co) {
-    if (vectors) f(co, std::true_type(), integral_constant<int, kVec>());
-    else if (channels_last) f(co, std::true_type(), integral_constant<int, 1>());
-    else f(co, std::false_type(), integral_constant<int, 1>());
+    if (vectors)
+      f(co, std::true_type(), integral_constant<int, kVec>());
+    else if (channels_last)
+      f(co, std::true_type(), integral_constant<int, 1>());
+    else
+      f(co, std::false_type(), integral_constant<int, 1>());
   };
-  if (co_tile == 16) with_layout(integral_constant<int, 16>());
-  else with_layout(integral_constant<int, 32>());
+  if (co_tile == 16)
+    with_layout(integral_constant<int, 16>());
+  else
+    with_layout(integral_constant<int, 32>());
 }
 
 }  // namespace cuda

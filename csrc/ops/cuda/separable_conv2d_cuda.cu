@@ -39,8 +39,9 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
   const int64_t mid = depthwise_weight.size(0), cout = out_size[1];
   const int64_t kh = depthwise_weight.size(2), kw = depthwise_weight.size(3);
   const int64_t pixels = out_size[0] * out_size[2] * out_size[3];
-  const bool fused = std::strcmp(forced_path("SEPCONV_CUDA_SEPARABLE", "composed", "fused",
-                                             "composed"), "fused") == 0;
+  const bool fused =
+      std::strcmp(forced_path("SEPCONV_CUDA_SEPARABLE", "composed", "fused", "composed"),
+                  "fused") == 0;
   if (!fused || cout > std::numeric_limits<int32_t>::max()) {
     const at::Tensor intermediate =
         depthwise_conv2d_cuda(input, depthwise_weight, depthwise_bias, stride, padding, dilation);
@@ -50,8 +51,8 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
   at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
   if (output.numel() == 0) return output;
   const bool channels_last = fmt == at::MemoryFormat::ChannelsLast;
-  const auto p = depthwise_params(input.sizes(), {out_size[0], mid, out_size[2], out_size[3]}, kh,
-                                  kw, g);
+  const auto p =
+      depthwise_params(input.sizes(), {out_size[0], mid, out_size[2], out_size[3]}, kh, kw, g);
   const at::Tensor x = input.contiguous(fmt);
   const at::Tensor dw = depthwise_weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, C*M)
   const at::Tensor pw = pointwise_weight.reshape({cout, mid}).contiguous();   // (Cout, C*M)
@@ -60,16 +61,17 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
   };
   const at::Tensor db = optional_contiguous(depthwise_bias);
   const at::Tensor pb = optional_contiguous(pointwise_bias);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(),
-                                  "separable_conv2d_cuda", [&] {
-    const auto ptr = [](const at::Tensor& t) {
-      return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
-    };
-    const DepthwiseColumns<scalar_t> cols{p, ptr(x), ptr(dw), ptr(db), channels_last};
-    const GemmOutput out{pixels, out_size[2] * out_size[3], static_cast<int>(cout), channels_last};
-    launch_gemm_columns<scalar_t>(ptr(pw), mid, cols, out, ptr(pb), output.data_ptr<scalar_t>(),
-                                  input.options(), op);
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "separable_conv2d_cuda", [&] {
+        const auto ptr = [](const at::Tensor& t) {
+          return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
+        };
+        const DepthwiseColumns<scalar_t> cols{p, ptr(x), ptr(dw), ptr(db), channels_last};
+        const GemmOutput out{pixels, out_size[2] * out_size[3], static_cast<int>(cout),
+                             channels_last};
+        launch_gemm_columns<scalar_t>(ptr(pw), mid, cols, out, ptr(pb), output.data_ptr<scalar_t>(),
+                                      input.options(), op);
+      });
   return output;
 }
 

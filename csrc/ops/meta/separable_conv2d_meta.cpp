@@ -13,9 +13,9 @@ at::Tensor forward(const at::Tensor& input, const at::Tensor& depthwise_weight,
                    const std::optional<at::Tensor>& pointwise_bias, at::IntArrayRef stride,
                    at::IntArrayRef padding, at::IntArrayRef dilation) {
   const char* op = "sepconv::separable_conv2d";
-  const auto out = check_separable_forward(op, input, depthwise_weight, pointwise_weight,
-                                           depthwise_bias, pointwise_bias,
-                                           check_geometry(op, stride, padding, dilation));
+  const auto out =
+      check_separable_forward(op, input, depthwise_weight, pointwise_weight, depthwise_bias,
+                              pointwise_bias, check_geometry(op, stride, padding, dilation));
   return at::empty_symint(out, input.options().memory_format(output_memory_format(input)));
 }
 
