@@ -212,25 +212,4 @@ at::MemoryFormat output_memory_format(const at::Tensor& like) {
              : at::MemoryFormat::Contiguous;
 }
 
-cpu::DepthwiseParams depthwise_params(at::IntArrayRef input_size, at::IntArrayRef output_size,
-                                      int64_t kernel_h, int64_t kernel_w, const ConvGeometry& g) {
-  cpu::DepthwiseParams p;
-  p.batch = input_size[0];
-  p.channels = input_size[1];
-  p.multiplier = output_size[1] / input_size[1];
-  p.in_h = input_size[2];
-  p.in_w = input_size[3];
-  p.out_h = output_size[2];
-  p.out_w = output_size[3];
-  p.kernel_h = kernel_h;
-  p.kernel_w = kernel_w;
-  p.stride_h = g.stride_h;
-  p.stride_w = g.stride_w;
-  p.pad_top = g.pad_top;
-  p.pad_left = g.pad_left;
-  p.dilation_h = g.dilation_h;
-  p.dilation_w = g.dilation_w;
-  return p;
-}
-
 }  // namespace sepconv

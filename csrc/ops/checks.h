@@ -9,8 +9,6 @@
 #include <optional>
 #include <vector>
 
-#include "../cpu/params.h"
-
 namespace sepconv {
 
 // stride (2), padding (top, bottom, left, right), dilation (2), as the op schemas take them.
@@ -59,9 +57,5 @@ void check_separable_backward(const char* op, const at::Tensor& grad_output,
 
 // Layout of an op's output: channels_last in -> channels_last out, anything else -> NCHW.
 at::MemoryFormat output_memory_format(const at::Tensor& like);
-
-// Kernel parameters for concrete (non-symbolic) tensors that passed the checks above.
-cpu::DepthwiseParams depthwise_params(at::IntArrayRef input_size, at::IntArrayRef output_size,
-                                      int64_t kernel_h, int64_t kernel_w, const ConvGeometry& g);
 
 }  // namespace sepconv

@@ -1,7 +1,8 @@
 // Torch-free test of the depthwise microkernels: every ISA this build has and this CPU runs is
 // compared with the portable kernels, for all six kernels, over shapes chosen around the vector
 // widths (4, 8, 16 floats), odd widths, every border case, strides, dilations, multipliers and
-// kernel sizes up to 31. Built natively and for aarch64 (run under qemu) by csrc/cpu/tests/run.sh.
+// kernel sizes up to 31. Built natively and for aarch64 (run under qemu) by
+// tests/test_cpu_kernels.py.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

@@ -9,28 +9,13 @@
 #include <torch/library.h>
 
 #include "../op_calls.h"
-#include "needs_grad.h"
+#include "context.h"
 
 namespace sepconv {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-void save_geometry(AutogradContext* ctx, at::IntArrayRef stride, at::IntArrayRef padding,
-                   at::IntArrayRef dilation) {
-  ctx->saved_data["stride"] = stride;
-  ctx->saved_data["padding"] = padding;
-  ctx->saved_data["dilation"] = dilation;
-}
-
-struct Geometry {
-  std::vector<int64_t> stride, padding, dilation;
-  explicit Geometry(AutogradContext* ctx)
-      : stride(ctx->saved_data["stride"].toIntVector()),
-        padding(ctx->saved_data["padding"].toIntVector()),
-        dilation(ctx->saved_data["dilation"].toIntVector()) {}
-};
 
 std::vector<int64_t> kernel_size_of(const at::Tensor& weight) {
   return {weight.sym_size(2).guard_int(__FILE__, __LINE__),
@@ -52,7 +37,7 @@ class DepthwiseConv2d : public torch::autograd::Function<DepthwiseConv2d> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &input = saved[0], &weight = saved[1], &grad = grads[0];
-    const Geometry g(ctx);
+    const SavedGeometry g(ctx);
     at::Tensor grad_input, grad_weight, grad_bias;
     if (needs_grad(ctx, 0))
       grad_input = ops::depthwise_conv2d_backward_input(grad, weight, input.sym_sizes(), g.stride,
@@ -81,7 +66,7 @@ class DepthwiseBackwardInput : public torch::autograd::Function<DepthwiseBackwar
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &grad_output = saved[0], &weight = saved[1], &grad = grads[0];
-    const Geometry g(ctx);
+    const SavedGeometry g(ctx);
     at::Tensor grad_grad_output, grad_weight;
     if (ctx->needs_input_grad(0))
       grad_grad_output =
@@ -109,7 +94,7 @@ class DepthwiseBackwardWeight : public torch::autograd::Function<DepthwiseBackwa
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &grad_output = saved[0], &input = saved[1], &grad = grads[0];
-    const Geometry g(ctx);
+    const SavedGeometry g(ctx);
     at::Tensor grad_grad_output, grad_input;
     if (ctx->needs_input_grad(0))
       grad_grad_output =

@@ -5,7 +5,7 @@
 #include <torch/library.h>
 
 #include "../op_calls.h"
-#include "needs_grad.h"
+#include "context.h"
 
 namespace sepconv {
 namespace {

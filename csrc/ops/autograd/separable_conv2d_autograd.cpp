@@ -7,7 +7,7 @@
 
 #include "../op_calls.h"
 #include "../separable_conv2d_backward.h"
-#include "needs_grad.h"
+#include "context.h"
 
 namespace sepconv {
 namespace {
@@ -25,9 +25,7 @@ class SeparableConv2d : public torch::autograd::Function<SeparableConv2d> {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     ctx->save_for_backward(
         {input, depthwise_weight, pointwise_weight, depthwise_bias.value_or(at::Tensor())});
-    ctx->saved_data["stride"] = stride;
-    ctx->saved_data["padding"] = padding;
-    ctx->saved_data["dilation"] = dilation;
+    save_geometry(ctx, stride, padding, dilation);
     save_arg_edges(ctx, {true, true, true, is_given(depthwise_bias), is_given(pointwise_bias)});
     return ops::separable_conv2d(input, depthwise_weight, pointwise_weight, depthwise_bias,
                                  pointwise_bias, stride, padding, dilation);
@@ -37,9 +35,7 @@ class SeparableConv2d : public torch::autograd::Function<SeparableConv2d> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &input = saved[0], &dw_weight = saved[1], &pw_weight = saved[2],
                      &dw_bias = saved[3], &grad = grads[0];
-    const auto stride = ctx->saved_data["stride"].toIntVector();
-    const auto padding = ctx->saved_data["padding"].toIntVector();
-    const auto dilation = ctx->saved_data["dilation"].toIntVector();
+    const SavedGeometry g(ctx);
     const std::optional<at::Tensor> dw_bias_opt =
         dw_bias.defined() ? std::optional<at::Tensor>(dw_bias) : std::nullopt;
 
@@ -49,10 +45,10 @@ class SeparableConv2d : public torch::autograd::Function<SeparableConv2d> {
                                    needs_grad(ctx, 2)};
     auto [grad_input, grad_dw_weight, grad_pw_weight, grad_dw_bias] =
         at::GradMode::is_enabled()
-            ? separable_backward_composition(grad, input, dw_weight, pw_weight, dw_bias_opt, stride,
-                                             padding, dilation, mask)
-            : ops::separable_conv2d_backward(grad, input, dw_weight, pw_weight, dw_bias_opt, stride,
-                                             padding, dilation, mask);
+            ? separable_backward_composition(grad, input, dw_weight, pw_weight, dw_bias_opt,
+                                             g.stride, g.padding, g.dilation, mask)
+            : ops::separable_conv2d_backward(grad, input, dw_weight, pw_weight, dw_bias_opt,
+                                             g.stride, g.padding, g.dilation, mask);
     const auto wanted = [&](const at::Tensor& t, size_t arg) {
       return needs_grad(ctx, arg) ? t : at::Tensor();
     };

@@ -1,17 +1,10 @@
-// The CPU kernels of the ops, callable directly so one CPU kernel can build on another
-// (separable = depthwise then pointwise) without a second trip through the dispatcher.
+// What the CPU kernels of the ops share: the depthwise NHWC weight layout and the thread split.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <optional>
 
 namespace sepconv {
-
-at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
-                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                at::IntArrayRef padding, at::IntArrayRef dilation);
-at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
-                                const std::optional<at::Tensor>& bias);
 
 // Depthwise weight (C*M, 1, kH, kW) -> (kH, kW, C*M), the NHWC kernels' layout: they read one
 // tap across all channels.

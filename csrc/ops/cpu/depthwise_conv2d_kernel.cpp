@@ -7,26 +7,22 @@
 #include <algorithm>
 
 #include "../../cpu/dispatch.h"
-#include "../checks.h"
+#include "../prepare.h"
 #include "cpu_kernels.h"
 #include "output_memory.h"
 
 namespace sepconv {
 namespace {
 
-constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
-
 at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weight,
                           c10::SymIntArrayRef input_size, at::IntArrayRef stride,
                           at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const char* op = "sepconv::_depthwise_conv2d_backward_input";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  check_depthwise_backward_input(op, grad_output, weight, input_size, g);
-  const auto in_size = C10_AS_INTARRAYREF_SLOW(input_size);
-  const auto fmt = output_memory_format(grad_output);
-  at::Tensor grad_input = empty_cpu_output(in_size, grad_output.options().memory_format(fmt));
+  const auto call = prepare_depthwise_backward_input(grad_output, weight, input_size, stride,
+                                                     padding, dilation, empty_cpu_output);
+  at::Tensor grad_input = call.grad_input;
   if (grad_input.numel() == 0) return grad_input;
-  const auto p = depthwise_params(in_size, grad_output.sizes(), weight.size(2), weight.size(3), g);
+  const auto& p = call.params;
+  const auto fmt = call.format;
   const int64_t taps = p.kernel_h * p.kernel_w;
   AT_DISPATCH_FLOATING_TYPES(grad_output.scalar_type(), "depthwise_backward_input_cpu", [&] {
     const auto& kernels = cpu::depthwise_kernels<scalar_t>();
@@ -54,17 +50,15 @@ at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weigh
 at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& input,
                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const char* op = "sepconv::_depthwise_conv2d_backward_weight";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  check_depthwise_backward_weight(op, grad_output, input, kernel_size, g);
-  const auto p =
-      depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0], kernel_size[1], g);
+  const auto call =
+      prepare_depthwise_backward_weight(grad_output, input, kernel_size, stride, padding, dilation);
+  const auto& p = call.params;
   const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
   const int64_t work = p.batch * p.out_h * p.out_w * taps;  // per output channel
   at::Tensor grad_weight;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_backward_weight_cpu", [&] {
     const auto& kernels = cpu::depthwise_kernels<scalar_t>();
-    if (output_memory_format(input) == kChannelsLast) {
+    if (call.format == kChannelsLast) {
       const at::Tensor x = input.contiguous(kChannelsLast);
       const at::Tensor gy = grad_output.contiguous(kChannelsLast);
       at::Tensor packed = at::empty({p.kernel_h, p.kernel_w, cout}, input.options());
@@ -92,25 +86,17 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
   return grad_weight;
 }
 
-}  // namespace
-
-at::Tensor pack_weight_tap_major(const at::Tensor& weight) {
-  return weight.permute({2, 3, 0, 1}).contiguous();
-}
-
 at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const char* op = "sepconv::depthwise_conv2d";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  const auto out_sym = check_depthwise_forward(op, input, weight, bias, g);
-  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
-  const auto fmt = output_memory_format(input);
-  at::Tensor output = empty_cpu_output(out_size, input.options().memory_format(fmt));
+  const auto call =
+      prepare_depthwise_forward(input, weight, bias, stride, padding, dilation, empty_cpu_output);
+  at::Tensor output = call.output;
   if (output.numel() == 0) return output;
-  const auto p = depthwise_params(input.sizes(), out_size, weight.size(2), weight.size(3), g);
+  const auto& p = call.params;
+  const auto fmt = call.format;
   const int64_t taps = p.kernel_h * p.kernel_w;
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  const at::Tensor& b = call.bias;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv2d_cpu", [&] {
     const auto& kernels = cpu::depthwise_kernels<scalar_t>();
     const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
@@ -134,6 +120,12 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
     }
   });
   return output;
+}
+
+}  // namespace
+
+at::Tensor pack_weight_tap_major(const at::Tensor& weight) {
+  return weight.permute({2, 3, 0, 1}).contiguous();
 }
 
 TORCH_LIBRARY_IMPL(sepconv, CPU, m) {

@@ -7,27 +7,20 @@
 #include <vector>
 
 #include "../../cpu/dispatch.h"
-#include "../checks.h"
+#include "../prepare.h"
 #include "cpu_kernels.h"
 #include "output_memory.h"
 
 namespace sepconv {
 namespace {
 
-constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
-
-cpu::PointwiseParams pointwise_params(const at::Tensor& input, int64_t out_channels) {
-  return {input.size(0), input.size(1), out_channels, input.size(2) * input.size(3)};
-}
-
 at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& input) {
-  check_pointwise_backward_weight("sepconv::_pointwise_conv2d_backward_weight", grad_output, input);
-  const auto p = pointwise_params(input, grad_output.size(1));
-  at::Tensor grad_weight = at::empty({p.out_channels, p.in_channels}, input.options());
-  const bool channels_last = output_memory_format(input) == kChannelsLast;
-  const auto fmt = channels_last ? kChannelsLast : at::MemoryFormat::Contiguous;
-  const at::Tensor x = input.contiguous(fmt);
-  const at::Tensor gy = grad_output.contiguous(fmt);
+  const auto call = prepare_pointwise_backward_weight(grad_output, input);
+  const auto& p = call.params;
+  at::Tensor grad_weight = call.grad_weight;
+  const bool channels_last = call.format == kChannelsLast;
+  const at::Tensor x = input.contiguous(call.format);
+  const at::Tensor gy = grad_output.contiguous(call.format);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_backward_weight_cpu", [&] {
     const auto& kernels = cpu::pointwise_kernels<scalar_t>();
     const auto split =
@@ -49,21 +42,17 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
   return grad_weight;
 }
 
-}  // namespace
-
 at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
                                 const std::optional<at::Tensor>& bias) {
-  const auto out_sym = check_pointwise_forward("sepconv::pointwise_conv2d", input, weight, bias);
-  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
-  const auto fmt = output_memory_format(input);
-  at::Tensor output = empty_cpu_output(out_size, input.options().memory_format(fmt));
+  const auto call = prepare_pointwise_forward(input, weight, bias, empty_cpu_output);
+  at::Tensor output = call.output;
   if (output.numel() == 0) return output;
-  const auto p = pointwise_params(input, out_size[1]);
-  const at::Tensor w = weight.reshape({p.out_channels, p.in_channels});
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  const auto& p = call.params;
+  const at::Tensor& w = call.weight;
+  const at::Tensor& b = call.bias;
   // On 1x1 planes (squeeze-excitation) NCHW and channels_last are the same memory: the NHWC
   // kernel runs all images as one GEMM instead of one matrix-vector product per image.
-  const bool nhwc = fmt == kChannelsLast || p.pixels == 1;
+  const bool nhwc = call.format == kChannelsLast || p.pixels == 1;
   const at::Tensor x = input.contiguous(nhwc ? kChannelsLast : at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "pointwise_conv2d_cpu", [&] {
     const auto& kernels = cpu::pointwise_kernels<scalar_t>();
@@ -117,6 +106,8 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   });
   return output;
 }
+
+}  // namespace
 
 TORCH_LIBRARY_IMPL(sepconv, CPU, m) {
   m.impl("pointwise_conv2d", pointwise_conv2d_cpu);

@@ -11,7 +11,7 @@
 
 #include "../../cpu/dispatch.h"
 #include "../../cpu/separable.h"
-#include "../checks.h"
+#include "../prepare.h"
 #include "../separable_conv2d_backward.h"
 #include "cpu_kernels.h"
 #include "output_memory.h"
@@ -19,25 +19,20 @@
 namespace sepconv {
 namespace {
 
-constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& depthwise_weight,
     const at::Tensor& pointwise_weight, const std::optional<at::Tensor>& depthwise_bias,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     std::array<bool, 3> output_mask) {
-  const char* op = "sepconv::_separable_conv2d_backward";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  check_separable_backward(op, grad_output, input, depthwise_weight, pointwise_weight,
-                           depthwise_bias, g);
+  const auto call =
+      prepare_separable_backward(grad_output, input, depthwise_weight, pointwise_weight,
+                                 depthwise_bias, stride, padding, dilation);
   const bool want_input = output_mask[0], want_dw = output_mask[1], want_pw = output_mask[2];
-  const int64_t mid = depthwise_weight.size(0), cout = pointwise_weight.size(0);
-  const int64_t kh = depthwise_weight.size(2), kw = depthwise_weight.size(3), taps = kh * kw;
-  const auto p = depthwise_params(
-      input.sizes(), {grad_output.size(0), mid, grad_output.size(2), grad_output.size(3)}, kh, kw,
-      g);
+  const int64_t mid = depthwise_weight.size(0), cout = call.out_channels;
+  const auto& p = call.depthwise;
+  const int64_t kh = p.kernel_h, kw = p.kernel_w, taps = kh * kw;
   const auto s = cpu::separable_backward_params(p, cout);
-  const auto fmt = output_memory_format(grad_output);
+  const auto fmt = call.format;
   const bool channels_last = fmt == kChannelsLast;
   // Fusing saves the intermediate's memory traffic, which matters only where one image's
   // intermediate does not fit a band (in L2). Where it does (7x7 to 14x14 planes in MobileNet),

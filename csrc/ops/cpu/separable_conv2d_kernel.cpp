@@ -7,14 +7,12 @@
 
 #include "../../cpu/dispatch.h"
 #include "../../cpu/separable.h"
-#include "../checks.h"
+#include "../prepare.h"
 #include "cpu_kernels.h"
 #include "output_memory.h"
 
 namespace sepconv {
 namespace {
-
-constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 
 at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depthwise_weight,
                                 const at::Tensor& pointwise_weight,
@@ -22,31 +20,20 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
                                 const std::optional<at::Tensor>& pointwise_bias,
                                 at::IntArrayRef stride, at::IntArrayRef padding,
                                 at::IntArrayRef dilation) {
-  const char* op = "sepconv::separable_conv2d";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  const auto out_sym = check_separable_forward(op, input, depthwise_weight, pointwise_weight,
-                                               depthwise_bias, pointwise_bias, g);
-  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
-  const auto fmt = output_memory_format(input);
-  at::Tensor output = empty_cpu_output(out_size, input.options().memory_format(fmt));
+  const auto call =
+      prepare_separable_forward(input, depthwise_weight, pointwise_weight, depthwise_bias,
+                                pointwise_bias, stride, padding, dilation, empty_cpu_output);
+  at::Tensor output = call.output;
   if (output.numel() == 0) return output;
-  const int64_t mid = depthwise_weight.size(0), cout = out_size[1];
-  const auto s = cpu::separable_params(
-      depthwise_params(input.sizes(), {out_size[0], mid, out_size[2], out_size[3]},
-                       depthwise_weight.size(2), depthwise_weight.size(3), g),
-      cout);
+  const int64_t mid = depthwise_weight.size(0), cout = call.out_channels;
+  const auto s = cpu::separable_params(call.depthwise, cout);
   const at::Tensor pw = pointwise_weight.reshape({cout, mid});
-  const bool channels_last = fmt == kChannelsLast;
-  const at::Tensor x =
-      input.contiguous(channels_last ? kChannelsLast : at::MemoryFormat::Contiguous);
+  const bool channels_last = call.format == kChannelsLast;
+  const at::Tensor x = input.contiguous(call.format);
   const at::Tensor dw_w =
       channels_last ? pack_weight_tap_major(depthwise_weight) : depthwise_weight.contiguous();
   const at::Tensor pw_w = channels_last ? pw.t().contiguous() : pw.contiguous();
-  const auto optional_contiguous = [](const std::optional<at::Tensor>& t) {
-    return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
-  };
-  const at::Tensor dw_b = optional_contiguous(depthwise_bias);
-  const at::Tensor pw_b = optional_contiguous(pointwise_bias);
+  const at::Tensor &dw_b = call.depthwise_bias, &pw_b = call.pointwise_bias;
   const int64_t work_per_unit =  // multiply-adds of one band, both convs
       s.band_rows * s.depthwise.out_w * mid * (s.depthwise.kernel_h * s.depthwise.kernel_w + cout);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "separable_conv2d_cpu", [&] {

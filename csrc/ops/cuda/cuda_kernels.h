@@ -1,5 +1,6 @@
-// The CUDA kernels of the ops, callable directly so one CUDA kernel can build on another
-// (separable = depthwise then pointwise) without a second trip through the dispatcher.
+// The CUDA kernels of the ops, callable directly so one CUDA kernel can build on another (the
+// composed separable forward: depthwise, then pointwise) without a second trip through the
+// dispatcher.
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -21,7 +21,7 @@
 #include <cstdlib>
 #include <type_traits>
 
-#include "../checks.h"
+#include "../prepare.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
 #include "depthwise_nchw_window.cuh"
@@ -33,7 +33,6 @@ namespace cuda {
 namespace {
 
 using cpu::DepthwiseParams;
-constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
 
 // NCHW tiles: 32x8 threads, each thread two rows of a 16x32 tile.
 constexpr int kTileH = 16, kTileW = 32, kThreadsX = 32, kThreadsY = 8;
@@ -643,15 +642,14 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight,
                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                         at::IntArrayRef padding, at::IntArrayRef dilation) {
   const char* op = "sepconv::depthwise_conv2d";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  const auto out_sym = check_depthwise_forward(op, input, weight, bias, g);
-  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
-  c10::cuda::CUDAGuard guard(input.device());
-  const auto fmt = output_memory_format(input);
-  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  const auto call =
+      prepare_depthwise_forward(input, weight, bias, stride, padding, dilation, empty_tensor);
+  at::Tensor output = call.output;
   if (output.numel() == 0) return output;
-  const auto p = depthwise_params(input.sizes(), out_size, weight.size(2), weight.size(3), g);
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  c10::cuda::CUDAGuard guard(input.device());
+  const auto& p = call.params;
+  const auto fmt = call.format;
+  const at::Tensor& b = call.bias;
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_conv2d_cuda", [&] {
@@ -676,14 +674,13 @@ at::Tensor backward_input_impl(const at::Tensor& grad_output, const at::Tensor& 
                                c10::SymIntArrayRef input_size, at::IntArrayRef stride,
                                at::IntArrayRef padding, at::IntArrayRef dilation) {
   const char* op = "sepconv::_depthwise_conv2d_backward_input";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  check_depthwise_backward_input(op, grad_output, weight, input_size, g);
-  c10::cuda::CUDAGuard guard(grad_output.device());
-  const auto in_size = C10_AS_INTARRAYREF_SLOW(input_size);
-  const auto fmt = output_memory_format(grad_output);
-  at::Tensor grad_input = at::empty(in_size, grad_output.options().memory_format(fmt));
+  const auto call = prepare_depthwise_backward_input(grad_output, weight, input_size, stride,
+                                                     padding, dilation, empty_tensor);
+  at::Tensor grad_input = call.grad_input;
   if (grad_input.numel() == 0) return grad_input;
-  const auto p = depthwise_params(in_size, grad_output.sizes(), weight.size(2), weight.size(3), g);
+  c10::cuda::CUDAGuard guard(grad_output.device());
+  const auto& p = call.params;
+  const auto fmt = call.format;
   const int64_t taps = p.kernel_h * p.kernel_w;
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -777,11 +774,10 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
                                 at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
   const char* op = "sepconv::_depthwise_conv2d_backward_weight";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  check_depthwise_backward_weight(op, grad_output, input, kernel_size, g);
+  const auto call =
+      prepare_depthwise_backward_weight(grad_output, input, kernel_size, stride, padding, dilation);
   c10::cuda::CUDAGuard guard(input.device());
-  const auto p =
-      depthwise_params(input.sizes(), grad_output.sizes(), kernel_size[0], kernel_size[1], g);
+  const auto& p = call.params;
   const int64_t cout = (p.channels * p.multiplier), taps = p.kernel_h * p.kernel_w;
   at::Tensor grad_weight = at::empty({cout, 1, p.kernel_h, p.kernel_w}, input.options());
   if (grad_weight.numel() == 0) return grad_weight;
@@ -790,7 +786,7 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
               p.kernel_w, " taps is too large");
   const int device = input.get_device();
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  if (output_memory_format(input) == kChannelsLast) {
+  if (call.format == kChannelsLast) {
     bool done = false;
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, input.scalar_type(), "depthwise_backward_weight_nhwc_cuda", [&] {

@@ -22,7 +22,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "../checks.h"
+#include "../prepare.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
 #include "pointwise_gemm.cuh"
@@ -156,8 +156,6 @@ __global__ void sum_splits_kernel(const acc_type<scalar_t>* __restrict__ workspa
   }
 }
 
-constexpr auto kChannelsLast = at::MemoryFormat::ChannelsLast;
-
 // dW = GY^T X on the forward's GEMM (pointwise_gemm.cuh; tensor cores for the 16-bit types):
 // A = GY^T (Cout x N*H*W, one transposing copy so its rows are contiguous), B[k, ci] = X[pixel k,
 // ci] read as rows of the (N*H*W x Cin) matrix (in place for channels_last, one copy for NCHW),
@@ -182,11 +180,11 @@ void backward_weight_gemm(const at::Tensor& grad_output, const at::Tensor& input
 
 at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor& input) {
   const char* op = "sepconv::_pointwise_conv2d_backward_weight";
-  check_pointwise_backward_weight(op, grad_output, input);
+  const auto call = prepare_pointwise_backward_weight(grad_output, input);
   c10::cuda::CUDAGuard guard(input.device());
-  const int64_t batch = input.size(0), cin = input.size(1), cout = grad_output.size(1);
-  const int64_t pixels = input.size(2) * input.size(3);
-  at::Tensor grad_weight = at::empty({cout, cin}, input.options());
+  const int64_t batch = call.params.batch, cin = call.params.in_channels;
+  const int64_t cout = call.params.out_channels, pixels = call.params.pixels;
+  at::Tensor grad_weight = call.grad_weight;
   if (grad_weight.numel() == 0) return grad_weight;
   if (batch * pixels == 0) return grad_weight.zero_();
   // The GEMM on GY^T except for 32/64-bit with Cout <= 32, where its 64-row tiles are mostly
@@ -203,10 +201,9 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
     backward_weight_gemm(grad_output, input, grad_weight, op);
     return grad_weight;
   }
-  const bool channels_last = output_memory_format(input) == kChannelsLast;
-  const auto fmt = channels_last ? kChannelsLast : at::MemoryFormat::Contiguous;
-  const at::Tensor x = input.contiguous(fmt);
-  const at::Tensor gy = grad_output.contiguous(fmt);
+  const bool channels_last = call.format == kChannelsLast;
+  const at::Tensor x = input.contiguous(call.format);
+  const at::Tensor gy = grad_output.contiguous(call.format);
   // A = GY[n] (Cout x P), B = X[n]^T (P x Cin).
   const Operand a =
       channels_last ? Operand{pixels * cout, 1, cout} : Operand{cout * pixels, pixels, 1};
@@ -260,18 +257,17 @@ at::Tensor backward_weight_impl(const at::Tensor& grad_output, const at::Tensor&
 at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weight,
                                  const std::optional<at::Tensor>& bias) {
   const char* op = "sepconv::pointwise_conv2d";
-  const auto out_sym = check_pointwise_forward(op, input, weight, bias);
-  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
-  c10::cuda::CUDAGuard guard(input.device());
-  const auto fmt = output_memory_format(input);
-  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  const auto call = prepare_pointwise_forward(input, weight, bias, empty_tensor);
+  at::Tensor output = call.output;
   if (output.numel() == 0) return output;
-  const int64_t batch = input.size(0), cin = input.size(1), cout = out_size[1];
-  const int64_t plane = input.size(2) * input.size(3), pixels = batch * plane;
+  c10::cuda::CUDAGuard guard(input.device());
+  const auto fmt = call.format;
+  const int64_t cin = call.params.in_channels, cout = call.params.out_channels;
+  const int64_t plane = call.params.pixels, pixels = call.params.batch * plane;
   TORCH_CHECK(
       cin <= std::numeric_limits<int32_t>::max() && cout <= std::numeric_limits<int32_t>::max(), op,
       ": too many channels for the CUDA kernel");
-  const at::Tensor b = bias.has_value() && bias->defined() ? bias->contiguous() : at::Tensor();
+  const at::Tensor& b = call.bias;
   const bool channels_last = fmt == kChannelsLast;
   const at::Tensor x = input.contiguous(fmt);
   const bool small = cout <= 32 && cin <= 64;
@@ -281,8 +277,7 @@ at::Tensor pointwise_conv2d_cuda(const at::Tensor& input, const at::Tensor& weig
   // The GEMM reads W (Cout x Cin) along its rows; the rows kernel W^T (Cin x Cout), so its
   // weight-tile reads coalesce. For the input gradient the weight is a transposed view, and the
   // rows kernel's operand copies nothing.
-  const at::Tensor w = gemm ? weight.reshape({cout, cin}).contiguous()
-                            : weight.reshape({cout, cin}).t().contiguous();
+  const at::Tensor w = gemm ? call.weight.contiguous() : call.weight.t().contiguous();
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const int co_tile = rows_co_tile(pixels, cout, input.get_device());
   const int64_t co_tiles = ceil_div(cout, co_tile);

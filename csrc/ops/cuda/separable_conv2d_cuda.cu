@@ -15,7 +15,7 @@
 #include <cstring>
 #include <limits>
 
-#include "../checks.h"
+#include "../prepare.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
 #include "pointwise_gemm.cuh"
@@ -31,44 +31,36 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
                                  at::IntArrayRef stride, at::IntArrayRef padding,
                                  at::IntArrayRef dilation) {
   const char* op = "sepconv::separable_conv2d";
-  const auto g = check_geometry(op, stride, padding, dilation);
-  const auto out_sym = check_separable_forward(op, input, depthwise_weight, pointwise_weight,
-                                               depthwise_bias, pointwise_bias, g);
-  const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
-  c10::cuda::CUDAGuard guard(input.device());
-  const int64_t mid = depthwise_weight.size(0), cout = out_size[1];
-  const int64_t kh = depthwise_weight.size(2), kw = depthwise_weight.size(3);
-  const int64_t pixels = out_size[0] * out_size[2] * out_size[3];
   const bool fused =
       std::strcmp(forced_path("SEPCONV_CUDA_SEPARABLE", "composed", "fused", "composed"),
                   "fused") == 0;
+  // Validated as the separable op in either case; the composition allocates its own output.
+  const auto call = prepare_separable_forward(input, depthwise_weight, pointwise_weight,
+                                              depthwise_bias, pointwise_bias, stride, padding,
+                                              dilation, fused ? empty_tensor : nullptr);
+  const int64_t mid = depthwise_weight.size(0), cout = call.out_channels;
   if (!fused || cout > std::numeric_limits<int32_t>::max()) {
     const at::Tensor intermediate =
         depthwise_conv2d_cuda(input, depthwise_weight, depthwise_bias, stride, padding, dilation);
     return pointwise_conv2d_cuda(intermediate, pointwise_weight, pointwise_bias);
   }
-  const auto fmt = output_memory_format(input);
-  at::Tensor output = at::empty(out_size, input.options().memory_format(fmt));
+  at::Tensor output = call.output;
   if (output.numel() == 0) return output;
-  const bool channels_last = fmt == at::MemoryFormat::ChannelsLast;
-  const auto p =
-      depthwise_params(input.sizes(), {out_size[0], mid, out_size[2], out_size[3]}, kh, kw, g);
-  const at::Tensor x = input.contiguous(fmt);
+  c10::cuda::CUDAGuard guard(input.device());
+  const auto& p = call.depthwise;
+  const int64_t pixels = p.batch * p.out_h * p.out_w;
+  const bool channels_last = call.format == kChannelsLast;
+  const at::Tensor x = input.contiguous(call.format);
   const at::Tensor dw = depthwise_weight.permute({2, 3, 0, 1}).contiguous();  // (kH, kW, C*M)
   const at::Tensor pw = pointwise_weight.reshape({cout, mid}).contiguous();   // (Cout, C*M)
-  const auto optional_contiguous = [](const std::optional<at::Tensor>& t) {
-    return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
-  };
-  const at::Tensor db = optional_contiguous(depthwise_bias);
-  const at::Tensor pb = optional_contiguous(pointwise_bias);
+  const at::Tensor &db = call.depthwise_bias, &pb = call.pointwise_bias;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "separable_conv2d_cuda", [&] {
         const auto ptr = [](const at::Tensor& t) {
           return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
         };
         const DepthwiseColumns<scalar_t> cols{p, ptr(x), ptr(dw), ptr(db), channels_last};
-        const GemmOutput out{pixels, out_size[2] * out_size[3], static_cast<int>(cout),
-                             channels_last};
+        const GemmOutput out{pixels, p.out_h * p.out_w, static_cast<int>(cout), channels_last};
         launch_gemm_columns<scalar_t>(ptr(pw), mid, cols, out, ptr(pb), output.data_ptr<scalar_t>(),
                                       input.options(), op);
       });
