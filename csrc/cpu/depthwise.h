@@ -7,6 +7,7 @@
 //   *_nhwc: input (N, H, W, C), weight packed tap-major (kH, kW, C*M), output (N, Ho, Wo, C*M)
 #pragma once
 #include "params.h"
+#include "policy.h"
 
 namespace sepconv {
 namespace cpu {
@@ -36,15 +37,6 @@ struct DepthwiseKernels {
 // The portable C++ kernels (csrc/cpu/depthwise_scalar.cpp), defined for float and double.
 template <typename T>
 const DepthwiseKernels<T>& depthwise_scalar_kernels();
-
-// Tuning of the SIMD NCHW kernels: the fewest groups of vector-width planes a call must have
-// to take the whole-plane image paths (csrc/cpu/simd/depthwise_blocked.h: building an image
-// costs about as much as computing a few groups on it) instead of the row-by-row Ring. The
-// kernel tests run every case with 0 (images wherever they fit) and with no images at all.
-inline int64_t& depthwise_image_min_groups() {
-  static int64_t groups = 16;
-  return groups;
-}
 
 // float32 SIMD kernels (csrc/cpu/kernels_<isa>.cpp); each exists only on its architecture.
 const DepthwiseKernels<float>& depthwise_avx512_kernels();

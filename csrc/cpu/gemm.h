@@ -56,8 +56,6 @@ constexpr int64_t kGemmKc = 256, kGemmMc = 96, kGemmNc = 2048;
 static_assert(
     kGemmKc == 256,
     "pointwise_pixel_block and pointwise_weight_grad_split (pointwise.h) assume this depth block");
-// B blocks up to this size are swept by rows of tiles rather than columns (see gemm_blocked).
-constexpr int64_t kGemmRowOrderBytes = 128 * 1024;
 
 // Offsets of depths [p0, p0 + kc) along one operand (kc <= kGemmKc): packing reads through
 // them, so plain, transposed and image-segmented depths are one code path.
@@ -364,17 +362,6 @@ void pointwise_forward_dot(const PointwiseParams& p, const T* input, const T* we
 }
 
 // ---------------------------------------------------------------------------- weight gradient
-
-// The register tile's vectors run along the GEMM's columns. Where the input channels are the
-// narrower side (16-32 of them against 64-192 output channels: the networks' first layers), dW
-// is computed transposed, dW^T = X * dY^T, so that the wide side fills the vectors: with Cin
-// along the columns a 16-wide panel left the narrow tile's six accumulators FMA-latency bound
-// and a 24-wide one left a quarter of a 32-wide panel's lanes empty (measured on Zen 4,
-// AVX-512, N=8: 31 GF/s for 16 -> 96 at 112x112 and 24 -> 144 at 56x56, against 60-90 GF/s
-// for the other orientation's shapes).
-inline bool pointwise_backward_weight_transposed(const PointwiseParams& p) {
-  return p.in_channels < p.out_channels;
-}
 
 // Units [begin, end) of the split s (pointwise.h): unit u is image group u / s.blocks and output
 // channels [o0, o1) of block u % s.blocks; it writes that group's float dW rows [o0, o1) into

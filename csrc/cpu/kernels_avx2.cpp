@@ -3,6 +3,8 @@
 // inline function of a shared header is ever compiled with avx2 instructions.
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
+#include <optional>
 #include <vector>
 
 #include "depthwise.h"

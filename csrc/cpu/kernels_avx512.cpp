@@ -3,6 +3,8 @@
 // so no inline function of a shared header is ever compiled with avx512 instructions.
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
+#include <optional>
 #include <vector>
 
 #include "depthwise.h"

@@ -2,6 +2,8 @@
 // compiled for NEON, which every AArch64 CPU has, so no target switch is needed.
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
+#include <optional>
 #include <vector>
 
 #include "depthwise.h"

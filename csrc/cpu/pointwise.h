@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "params.h"
+#include "policy.h"
 
 namespace sepconv {
 namespace cpu {
@@ -20,10 +21,6 @@ namespace cpu {
 // channels too keeps both threads busy when an image has few pixels (7x7 layers).
 constexpr int64_t kPointwisePixelBlock = 256, kPointwiseRowBlock = 96,
                   kPointwisePackFloats = 1 << 16;
-
-// Up to this many pixels (N*P), the NHWC forward dots weight rows in place (forward_dot)
-// instead of packing the weight for the GEMM tile.
-constexpr int64_t kPointwiseDotRows = 16;
 
 inline int64_t pointwise_pixel_block(const PointwiseParams& p) {
   const int64_t depth = p.in_channels < 256 ? (p.in_channels > 0 ? p.in_channels : 1) : 256;

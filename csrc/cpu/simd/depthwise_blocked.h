@@ -184,19 +184,10 @@ struct DepthwiseBlocked {
   };
 
   // ---- Planes up to 112x112: the whole plane at once -----------------------------------------
-  // When a group's zero-padded blocked image fits in kImageBytes, its W planes are transposed
-  // whole (W pixels at a time, across row ends) instead of row by row through the Ring, and the
-  // output can be one long row over the image (Plan): one row kernel call covers the plane. On
-  // 7x7 and 14x14 planes the per-row calls, ring bookkeeping and partial vectors of the
-  // row-by-row path cost more than the arithmetic. Measured on Zen 3 (AVX2, N=8, 1 thread),
-  // forward against the Ring: (960,7,3,1) 0.58x the time, (384,14,3,1) 0.65x, (576,14,3,2)
-  // 0.75x, 56x56 0.85x, 112x112 0.9x; 224x224 (1.6 MB images, past L2) 1.25x, so larger planes
-  // keep the Ring.
-  static constexpr int64_t kImageBytes = 512 << 10;
-  // Calls with fewer groups than depthwise_image_min_groups() (16) take the Ring: building an
-  // image (zeroed padding, offset tables, output buffer) costs about as much as computing a few
-  // groups on it (separable (32,16,112,1) forward, 12 bands of 4 groups per image: 1.3x slower
-  // through images).
+  // When a group's zero-padded blocked image fits in kDepthwiseImageBytes, its W planes are
+  // transposed whole (W pixels at a time, across row ends) instead of row by row through the
+  // Ring, and the output can be one long row over the image (Plan); where that pays is
+  // policy.h's.
 
   // An image of rows x cols pixels stored as `phases` sub-images by row (row r is row r / phases
   // of sub-image r % phases), each sub_rows rows of `pitch` >= cols pixels.
@@ -233,7 +224,7 @@ struct DepthwiseBlocked {
     // `groups`: groups of W planes that one image serves in a call.
     bool worth(int64_t groups) const {
       return groups >= depthwise_image_min_groups() &&
-             in.pixels() * W * int64_t(sizeof(float)) <= kImageBytes;
+             in.pixels() * W * int64_t(sizeof(float)) <= kDepthwiseImageBytes;
     }
   };
 
@@ -452,7 +443,8 @@ struct DepthwiseBlocked {
   // the pixels are dropped, as Plan) into its own region of an output buffer, and the
   // transpose back reads every input pixel from its phase's region (phases without taps from a
   // zero pixel). A multiplier M > 1 adds the M output channels of a channel in M passes. Returns
-  // false, doing nothing, when the image does not fit kImageBytes or serves too few groups.
+  // false, doing nothing, when the image does not fit kDepthwiseImageBytes or serves too few
+  // groups.
   static bool backward_input_phases(const DepthwiseParams& p, const float* grad_output,
                                     const float* weight, float* grad_input, int64_t begin,
                                     int64_t end) {
@@ -464,7 +456,7 @@ struct DepthwiseBlocked {
     const int64_t rows = top + p.out_h + bottom, cols = left + p.out_w + right;
     const Grid g{rows, cols, 1, rows, cols};
     if ((end - begin) / W < depthwise_image_min_groups() ||
-        g.pixels() * W * int64_t(sizeof(float)) > kImageBytes)
+        g.pixels() * W * int64_t(sizeof(float)) > kDepthwiseImageBytes)
       return false;
 
     const int64_t M = p.multiplier, C = p.channels, cout = p.out_channels();

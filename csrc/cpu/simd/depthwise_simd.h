@@ -237,7 +237,7 @@ struct DepthwiseSimd {
                   weight_packed + t * cout + std::min(cout, blk * W + W),
                   w.begin() + (blk * taps + t) * W);
     if (bias) std::copy(bias, bias + cout, b.begin());
-    if (M == 1 && full == blocks && nhwc_forward_in_place(p))
+    if (M == 1 && full == blocks && depthwise_nhwc_forward_in_place(p))
       return forward_nhwc_direct(p, input, w.data(), b.data(), output, begin, end);
 
     // Slot ih % span holds input row ih (the rows of one output row are distinct mod span);
@@ -287,20 +287,6 @@ struct DepthwiseSimd {
           std::copy(tail.data() + ow * W, tail.data() + ow * W + cout - full * W,
                     r.y + ow * cout + full * W);
     }
-  }
-
-  // Where forward_nhwc_direct beats the ring (multiplier 1, whole vectors of channels), measured
-  // on Zen 4 (AVX-512, MobileNetV2's layers, 1 and 2 threads, builds alternating): at stride 2
-  // always (the ring copies each input row for 1.5 output rows); at stride 1 where the input is
-  // in cache (N=1 and small planes: 1.05-1.7x, narrow 7x7 and 14x14 rows included), or where a
-  // pixel is at most two cache lines ((32, 112) at N=8, 13 MB: 1.1-1.3x). A larger stride-1
-  // input from DRAM streams better through the ring's in-order row copy than as C / W
-  // interleaved strided passes: (144, 56) at N=8, 14 MB, 0.83-0.88x in place.
-  static constexpr int64_t kInPlaceMaxInputBytes = int64_t(8) << 20, kInPlaceMaxPixelBytes = 128;
-  static bool nhwc_forward_in_place(const DepthwiseParams& p) {
-    const int64_t pixel = p.channels * int64_t(sizeof(float));
-    return p.stride_w >= 2 || pixel <= kInPlaceMaxPixelBytes ||
-           p.batch * p.in_h * p.in_w * pixel <= kInPlaceMaxInputBytes;
   }
 
   // One output pixel whose window reaches into the left or right padding, every block, read in

@@ -10,26 +10,15 @@
 #include <vector>
 
 #include "../dispatch.h"
+#include "test_util.h"
 
 using sepconv::cpu::DepthwiseKernels;
 using sepconv::cpu::DepthwiseParams;
 
 namespace {
 
-uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-float next_uniform() {  // deterministic, in [-1, 1)
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return static_cast<float>((rng_state >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f;
-}
-int64_t next_int(int64_t lo, int64_t hi) {  // in [lo, hi]
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return lo + static_cast<int64_t>((rng_state >> 33) % static_cast<uint64_t>(hi - lo + 1));
-}
-std::vector<float> random_vector(int64_t n) {
-  std::vector<float> v(n);
-  for (auto& x : v) x = next_uniform();
-  return v;
-}
+sepconv::test::Rng rng(0x9E3779B97F4A7C15ull);
+std::vector<float> random_vector(int64_t n) { return rng.vector(n); }
 
 struct Case {
   int64_t n, c, m, h, w, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
@@ -179,9 +168,10 @@ std::vector<Case> cases() {
   all.push_back({1, 5, 1, 19, 19, 5, 5, 3, 3, 1, 1, 2, 2, 2, 2});
   // Seeded random sweep of everything at once.
   while (all.size() < 540) {
-    Case k{next_int(1, 2), next_int(1, 20), next_int(1, 3), next_int(1, 24), next_int(1, 40),
-           next_int(1, 7), next_int(1, 7),  next_int(1, 3), next_int(1, 3),  next_int(1, 3),
-           next_int(1, 3), next_int(0, 3),  next_int(0, 3), next_int(0, 3),  next_int(0, 3)};
+    Case k{rng.integer(1, 2),  rng.integer(1, 20), rng.integer(1, 3), rng.integer(1, 24),
+           rng.integer(1, 40), rng.integer(1, 7),  rng.integer(1, 7), rng.integer(1, 3),
+           rng.integer(1, 3),  rng.integer(1, 3),  rng.integer(1, 3), rng.integer(0, 3),
+           rng.integer(0, 3),  rng.integer(0, 3),  rng.integer(0, 3)};
     if (valid(k)) all.push_back(k);
   }
   return all;

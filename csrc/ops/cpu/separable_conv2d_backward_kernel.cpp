@@ -34,14 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
   const auto s = cpu::separable_backward_params(p, cout);
   const auto fmt = call.format;
   const bool channels_last = fmt == kChannelsLast;
-  // Fusing saves the intermediate's memory traffic, which matters only where one image's
-  // intermediate does not fit a band (in L2). Where it does (7x7 to 14x14 planes in MobileNet),
-  // the fused kernel's per-image weight-gradient GEMMs are shallow (depth = one image's pixels)
-  // and the composition, whose GEMMs run over the whole batch, is as fast or faster (measured
-  // (960,320,7) 0.80-0.88x fused / composed, AVX2). NCHW runs its band kernels per channel
-  // plane, which costs more: there two bands also lost (0.79-0.89x at (384,96,14,1) and
-  // (96,24,56,2)), seven or more won (1.25-2.3x at 56x56 and 112x112).
-  if (cpu::bands_per_image(s) < (channels_last ? 2 : 3))
+  if (!cpu::separable_backward_fused(cpu::bands_per_image(s), channels_last))
     return separable_backward_composite_kernel(grad_output, input, depthwise_weight,
                                                pointwise_weight, depthwise_bias, stride, padding,
                                                dilation, output_mask);
@@ -65,9 +58,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
         channels_last ? pack_weight_tap_major(depthwise_weight) : depthwise_weight.contiguous();
     const at::Tensor pw = pointwise_weight.reshape({cout, mid});
     const at::Tensor pw_w = channels_last ? pw.contiguous() : pw.t().contiguous();
-    const at::Tensor dw_b = depthwise_bias.has_value() && depthwise_bias->defined()
-                                ? depthwise_bias->contiguous()
-                                : at::Tensor();
+    const at::Tensor dw_b = contiguous_if_given(depthwise_bias);
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "separable_conv2d_backward_cpu", [&] {
       const auto& dwk = cpu::depthwise_kernels<scalar_t>();
       const auto& pwk = cpu::pointwise_kernels<scalar_t>();
