@@ -691,6 +691,25 @@ def test_inference_mode_and_no_grad():
         R.assert_close(y, exp, F32, 9)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3], ids=lambda t: f"threads{t}")
+@pytest.mark.parametrize("dtype", [F32, F64], ids=_dt)
+@pytest.mark.parametrize(
+    "N,Cin,Cout,H,layout",
+    [(1, 160, 960, 7, "cl"), (2, 40, 200, 5, "cl"), (32, 60, 130, 1, "nchw"), (1, 50, 129, 22, "cl")],
+    ids=lambda v: str(v),
+)
+def test_pointwise_column_split(N, Cin, Cout, H, layout, dtype, threads):
+    # 17..512 pixels and >= 128 output channels in channels_last (or on 1x1 planes): the forward,
+    # and the input gradient (the transposed weight), split the output channels over the threads,
+    # each packing its own share of the weight; 22x22 (484 pixels) is just inside the limit.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        check_pw(R.PWCase(N=N, Cin=Cin, Cout=Cout, H=H, W=H, bias=True, dtype=dtype, layout=layout, seed=Cout))
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 def test_separable_backward_bitwise_repeatable(layout):
     """The fused backward's weight sums are per thread chunk, folded in order: two runs with the

@@ -307,16 +307,17 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
   }
 }
 
-// Units: pixels [begin, end) of Y (N*P x Cout) = X (N*P x Cin) W^T. X is read in place (each
-// tile reads MR rows, sequentially along the depth); only a last tile of fewer than MR rows is
-// copied, so that the tile never reads past the input. Narrow weights (the kc x Cout block
-// stays in L2) run the tiles in rows, so Y is written row by row; wide ones in columns, so
-// each weight panel stays in L1 while a column of tiles uses it.
+// Rows [begin, end) of Y (N*P x cols, rows ldc apart) = X (N*P x Cin) W^T, for `cols` output
+// channels whose weight panels are weight_packed (pack_pointwise_weight of those channels).
+// X is read in place (each tile reads MR rows, sequentially along the depth); only a last tile
+// of fewer than MR rows is copied, so that the tile never reads past the input. Narrow weights
+// (the kc x cols block stays in L2) run the tiles in rows, so Y is written row by row; wide ones
+// in columns, so each weight panel stays in L1 while a column of tiles uses it.
 template <class Tile, typename T>
-void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_packed,
-                            const T* bias, T* output, int64_t begin, int64_t end) {
+void pointwise_forward_nhwc_block(int64_t cin, int64_t cout, int64_t ldc, const T* input,
+                                  const T* weight_packed, const T* bias, T* output, int64_t begin,
+                                  int64_t end) {
   constexpr int64_t MR = Tile::MR, NR = Tile::NR;
-  const int64_t cin = p.in_channels, cout = p.out_channels;
   alignas(64) T rows[MR * kGemmKc];
   for (int64_t ic = begin; ic < end; ic += kGemmMc) {
     const int64_t mc = std::min(kGemmMc, end - ic);
@@ -333,7 +334,7 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
             ir < full ? PanelA<T>{input + (ic + ir) * cin + pc, cin, 1} : PanelA<T>{rows, 1, MR};
         const PanelB<T> b{weight_packed + jr * cin + pc * width, width};
         const Epilogue<T> e{pc > 0, nullptr, pc == 0 && bias ? bias + jr : nullptr};
-        run_tile<Tile>(width, kc, a, b, output + (ic + ir) * cout + jr, cout, std::min(MR, mc - ir),
+        run_tile<Tile>(width, kc, a, b, output + (ic + ir) * ldc + jr, ldc, std::min(MR, mc - ir),
                        nr, e);
       };
       if (kc * cout * int64_t(sizeof(T)) <= kGemmRowOrderBytes) {
@@ -344,6 +345,39 @@ void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* w
           for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
       }
     }
+  }
+}
+
+// Units: pixels [begin, end) of the NHWC forward, on the whole weight packed once per call.
+template <class Tile, typename T>
+void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_packed,
+                            const T* bias, T* output, int64_t begin, int64_t end) {
+  pointwise_forward_nhwc_block<Tile>(p.in_channels, p.out_channels, p.out_channels, input,
+                                     weight_packed, bias, output, begin, end);
+}
+
+// Units: blocks of kPointwiseColumnBlock output channels of the NHWC forward, every pixel.
+// Each unit packs its own channels' weight panels into its thread's buffer (weight(o, c) =
+// w[o * rs + c * cs]): for few pixels the once-per-call packing of the whole weight was a
+// serial step as long as the multiply-adds, and the other thread then read the packed copy from
+// the first one's cache. The same tiles over the same depth blocks as the pixel split: the
+// result is bitwise the same.
+template <class Tile, typename T>
+void pointwise_forward_nhwc_columns(const PointwiseParams& p, const T* input, const T* w,
+                                    int64_t rs, int64_t cs, const T* bias, T* output, int64_t begin,
+                                    int64_t end) {
+  static_assert(kPointwiseColumnBlock % Tile::NR == 0, "a block holds whole weight panels");
+  thread_local std::vector<T> packed;
+  const int64_t cout = p.out_channels;
+  for (int64_t unit = begin; unit < end; ++unit) {
+    const int64_t j0 = unit * kPointwiseColumnBlock;
+    PointwiseParams q = p;
+    q.out_channels = std::min(kPointwiseColumnBlock, cout - j0);
+    packed.resize(std::max<size_t>(packed.size(), pointwise_packed_weight_size<Tile>(q, true)));
+    pack_pointwise_weight<Tile, T>(q, true, w + j0 * rs, rs, cs, packed.data());
+    pointwise_forward_nhwc_block<Tile>(p.in_channels, q.out_channels, cout, input, packed.data(),
+                                       bias ? bias + j0 : nullptr, output + j0, 0,
+                                       p.batch * p.pixels);
   }
 }
 
@@ -413,6 +447,7 @@ const PointwiseKernels<T>& pointwise_kernels_of() {
                                               pack_pointwise_weight<Tile, T>,
                                               pointwise_forward_nchw<Tile, T>,
                                               pointwise_forward_nhwc<Tile, T>,
+                                              pointwise_forward_nhwc_columns<Tile, T>,
                                               pointwise_forward_dot<Tile, T>,
                                               pointwise_backward_weight<Tile, T>};
   return kernels;

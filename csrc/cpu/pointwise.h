@@ -105,6 +105,10 @@ struct PointwiseKernels {
   // units: pixels n * P + i
   void (*forward_nhwc)(const PointwiseParams&, const T* input, const T* weight_packed,
                        const T* bias, T* output, int64_t begin, int64_t end);
+  // The NHWC forward split by output channels, each unit packing its own share of the weight
+  // (weight(o, c) = weight[o * rs + c * cs]); units: blocks of kPointwiseColumnBlock channels
+  void (*forward_nhwc_columns)(const PointwiseParams&, const T* input, const T* weight, int64_t rs,
+                               int64_t cs, const T* bias, T* output, int64_t begin, int64_t end);
   // The NHWC forward for N*P <= kPointwiseDotRows, on the unpacked weight (Cout, Cin) with
   // unit column stride; units: output channels o
   void (*forward_dot)(const PointwiseParams&, const T* input, const T* weight, const T* bias,

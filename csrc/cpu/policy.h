@@ -56,6 +56,16 @@ inline int64_t& depthwise_image_min_groups() {
 // multiply-adds (960x240, N=1: 0.13 -> 0.033 ms on Zen 3).
 constexpr int64_t kPointwiseDotRows = 16;
 
+// Up to kPointwiseColumnSplitRows pixels, with at least two blocks of output channels, the NHWC
+// forward splits the output channels over the threads and each packs only its own share of
+// the weight (forward_nhwc_columns), instead of one thread packing the whole weight for every
+// thread's pixels: at few pixels that serial packing was as long as the multiply-adds.
+constexpr int64_t kPointwiseColumnBlock = 64;  // a multiple of every tile's NR
+constexpr int64_t kPointwiseColumnSplitRows = 512;
+inline bool pointwise_forward_by_columns(int64_t rows, int64_t out_channels) {
+  return rows <= kPointwiseColumnSplitRows && out_channels >= 2 * kPointwiseColumnBlock;
+}
+
 // The register tile's vectors run along the GEMM's columns. Where the input channels are the
 // narrower side (16-32 of them against 64-192 output channels: the networks' first layers), dW
 // is computed transposed, dW^T = X * dY^T, so that the wide side fills the vectors: with Cin

@@ -2,6 +2,7 @@
 // (scalar included) is compared with naive double-precision loops, both layouts, forward and
 // weight gradient, over channel and pixel counts below, at and above the register tile and the
 // cache blocks of every ISA (edge tiles, several depth blocks).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -99,6 +100,28 @@ void check_case(const char* isa, const PointwiseKernels<float>& test, const Poin
     expect_close(isa, "forward_nhwc", p, got,
                  sepconv::test::to_nhwc(want, p.batch, p.out_channels, p.pixels),
                  double(p.in_channels));
+    // forward_nhwc_columns runs for few pixels, but is correct for any number: every case, from
+    // the weight and from its transposed copy (the input gradient's view), and bitwise the
+    // pixel split's result (the same tiles over the same depth blocks).
+    const auto nhwc_rows = got;
+    const int64_t blocks = (p.out_channels + sepconv::cpu::kPointwiseColumnBlock - 1) /
+                           sepconv::cpu::kPointwiseColumnBlock;
+    for (const bool transposed : {false, true}) {
+      std::fill(got.begin(), got.end(), std::nanf(""));
+      const float* src = transposed ? wt.data() : w.data();
+      const int64_t rs = transposed ? 1 : p.in_channels, cs = transposed ? p.out_channels : 1;
+      test.forward_nhwc_columns(p, x_nhwc.data(), src, rs, cs, bias, got.data(), 0, blocks / 2);
+      test.forward_nhwc_columns(p, x_nhwc.data(), src, rs, cs, bias, got.data(), blocks / 2,
+                                blocks);
+      if (got != nhwc_rows) {
+        std::printf(
+            "FAIL %s forward_nhwc_columns%s differs from forward_nhwc | Cin=%ld Cout=%ld N=%ld "
+            "P=%ld\n",
+            isa, transposed ? " (transposed weight)" : "", (long)p.in_channels,
+            (long)p.out_channels, (long)p.batch, (long)p.pixels);
+        ++failures;
+      }
+    }
     // forward_dot runs for few pixels, but is correct for any number: tested on every case.
     test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), 0, p.out_channels / 2);
     test.forward_dot(p, x_nhwc.data(), w.data(), bias, got.data(), p.out_channels / 2,
@@ -142,6 +165,7 @@ int main() {
   cases.push_back({3, 24, 144, 300});   // several pixel blocks (kPointwisePixelBlock = 256)
   cases.push_back({5, 40, 200, 1});     // 1x1 planes (squeeze-excitation), rows > tile rows
   cases.push_back({2, 600, 100, 37});   // depth not a multiple of the block, rows > kGemmMc
+  cases.push_back({2, 64, 130, 33});    // channel blocks of the column split: 64 + 64 + 2
   cases.push_back({1, 3, 5, 2100});     // columns beyond kGemmNc (NHWC: rows)
   // weight gradients folded over image groups (kFloatTerms), computed as dW^T (Cin < Cout) and dW
   cases.push_back({3, 16, 40, 1500});
@@ -154,7 +178,7 @@ int main() {
     for (const auto& p : cases)
       check_case(isa.c_str(), sepconv::cpu::pointwise_kernels<float>(), p);
     ++tested;
-    std::printf("%-7s %zu cases x 5 kernels: %s\n", isa.c_str(), cases.size(),
+    std::printf("%-7s %zu cases x 6 kernels: %s\n", isa.c_str(), cases.size(),
                 failures > before ? "FAILURES" : "ok");
   }
   std::printf("%d ISA(s) tested against the naive loops, %d failure(s)\n", tested, failures);

@@ -83,6 +83,15 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
                      });
       return;
     }
+    if (nhwc && cpu::pointwise_forward_by_columns(rows, p.out_channels)) {
+      const int64_t block = cpu::kPointwiseColumnBlock;
+      parallel_units((p.out_channels + block - 1) / block, block * rows * p.in_channels,
+                     [&](int64_t b0, int64_t e0) {
+                       kernels.forward_nhwc_columns(p, xp, wp, w.stride(0), w.stride(1), bp, y, b0,
+                                                    e0);
+                     });
+      return;
+    }
     // Packed once, read by every thread (w may be a transposed view: the input gradient).
     // The buffer is the calling thread's, kept between calls: a fresh one of a megabyte or more
     // comes from mmap, and its page faults (~3 us per 4 KiB here) cost as much as a batch-1
