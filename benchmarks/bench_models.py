@@ -39,7 +39,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
+# benchmarks/ (bench_common) and the repository root (sepconv_ext, as an in-place build) first.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
