@@ -5,6 +5,7 @@
 // results do not depend on the thread count. Tensors are dense in the layout the name says.
 //   *_nchw: input (N, C, H, W), weight (C*M, kH, kW), output (N, C*M, Ho, Wo)
 //   *_nhwc: input (N, H, W, C), weight packed tap-major (kH, kW, C*M), output (N, Ho, Wo, C*M)
+// except the forward kernels, which read the weight and bias as pack_forward packed them.
 #pragma once
 #include "params.h"
 #include "policy.h"
@@ -14,12 +15,19 @@ namespace cpu {
 
 template <typename T>
 struct DepthwiseKernels {
+  // The forward's weight (C*M, kH, kW) and bias (C*M, or null: zero), packed once per call into
+  // the layout this ISA's forward kernels read for the memory format: packed_forward_size
+  // floats, shared by every thread and, in the fused separable kernels, by every band (a band's
+  // problem has the call's channels and kernel).
+  int64_t (*packed_forward_size)(const DepthwiseParams&);
+  void (*pack_forward)(const DepthwiseParams&, bool nhwc, const T* weight, const T* bias,
+                       T* packed);
   // units: output planes n * C*M + oc
-  void (*forward_nchw)(const DepthwiseParams&, const T* input, const T* weight, const T* bias,
-                       T* output, int64_t begin, int64_t end);
+  void (*forward_nchw)(const DepthwiseParams&, const T* input, const T* packed, T* output,
+                       int64_t begin, int64_t end);
   // units: output rows n * Ho + oh
-  void (*forward_nhwc)(const DepthwiseParams&, const T* input, const T* weight_packed,
-                       const T* bias, T* output, int64_t begin, int64_t end);
+  void (*forward_nhwc)(const DepthwiseParams&, const T* input, const T* packed, T* output,
+                       int64_t begin, int64_t end);
   // units: input planes n * C + c
   void (*backward_input_nchw)(const DepthwiseParams&, const T* grad_output, const T* weight,
                               T* grad_input, int64_t begin, int64_t end);

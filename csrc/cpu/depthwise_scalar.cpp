@@ -15,17 +15,34 @@ namespace {
 // its precision, as a fixed-order sum (bitwise reproducible).
 using acc_t = double;
 
+// Packed forward weights: the weight in the layout's order (NCHW: (C*M, kH, kW); NHWC:
+// tap-major (kH, kW, C*M)), then the bias (zeros when there is none: 0 + x is x exactly).
 template <typename T>
-void forward_nchw(const DepthwiseParams& p, const T* input, const T* weight, const T* bias,
-                  T* output, int64_t begin, int64_t end) {
+int64_t packed_forward_size(const DepthwiseParams& p) {
+  return p.out_channels() * (p.kernel_h * p.kernel_w + 1);
+}
+
+template <typename T>
+void pack_forward(const DepthwiseParams& p, bool nhwc, const T* weight, const T* bias, T* packed) {
   const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+  for (int64_t oc = 0; oc < cout; ++oc)
+    for (int64_t t = 0; t < taps; ++t)
+      packed[nhwc ? t * cout + oc : oc * taps + t] = weight[oc * taps + t];
+  for (int64_t oc = 0; oc < cout; ++oc) packed[cout * taps + oc] = bias ? bias[oc] : T(0);
+}
+
+template <typename T>
+void forward_nchw(const DepthwiseParams& p, const T* input, const T* packed, T* output,
+                  int64_t begin, int64_t end) {
+  const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+  const T *weight = packed, *bias = packed + cout * taps;
   const TapRanges r(p);
   for (int64_t plane = begin; plane < end; ++plane) {
     const int64_t n = plane / cout, oc = plane % cout, c = oc / p.multiplier;
     const T* x = input + (n * p.channels + c) * p.in_h * p.in_w;
     const T* w = weight + oc * taps;
     T* y = output + plane * p.out_h * p.out_w;
-    const T b = bias ? bias[oc] : T(0);
+    const T b = bias[oc];
     for (int64_t oh = 0; oh < p.out_h; ++oh) {
       T* yrow = y + oh * p.out_w;
       std::fill(yrow, yrow + p.out_w, b);
@@ -60,9 +77,10 @@ inline void valid_taps(int64_t o, int64_t stride, int64_t pad, int64_t dilation,
 }
 
 template <typename T>
-void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_packed, const T* bias,
-                  T* output, int64_t begin, int64_t end) {
+void forward_nhwc(const DepthwiseParams& p, const T* input, const T* packed, T* output,
+                  int64_t begin, int64_t end) {
   const int64_t cout = p.out_channels(), m = p.multiplier;
+  const T *weight_packed = packed, *bias = packed + cout * p.kernel_h * p.kernel_w;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / p.out_h, oh = row % p.out_h;
     int64_t i_lo, i_hi;
@@ -81,7 +99,7 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_pack
         int64_t c = 0;
         for (; c + kChannelBlock <= cout; c += kChannelBlock) {
           T acc[kChannelBlock];
-          for (int64_t k = 0; k < kChannelBlock; ++k) acc[k] = bias ? bias[c + k] : T(0);
+          for (int64_t k = 0; k < kChannelBlock; ++k) acc[k] = bias[c + k];
           for (int64_t i = i_lo; i < i_hi; ++i)
             for (int64_t j = j_lo; j < j_hi; ++j) {
               const T* x = input + (x0 + i * step_i + j * step_j + c);
@@ -91,7 +109,7 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_pack
           for (int64_t k = 0; k < kChannelBlock; ++k) y[c + k] = acc[k];
         }
         for (; c < cout; ++c) {  // channel remainder
-          T acc = bias ? bias[c] : T(0);
+          T acc = bias[c];
           for (int64_t i = i_lo; i < i_hi; ++i)
             for (int64_t j = j_lo; j < j_hi; ++j)
               acc += weight_packed[(i * p.kernel_w + j) * cout + c] *
@@ -99,10 +117,7 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* weight_pack
           y[c] = acc;
         }
       } else {
-        if (bias)
-          std::copy(bias, bias + cout, y);
-        else
-          std::fill(y, y + cout, T(0));
+        std::copy(bias, bias + cout, y);
         for (int64_t i = i_lo; i < i_hi; ++i)
           for (int64_t j = j_lo; j < j_hi; ++j) {
             const T* x = input + (x0 + i * step_i + j * step_j);
@@ -254,7 +269,8 @@ void backward_weight_nhwc(const DepthwiseParams& p, const T* grad_output, const 
 
 template <typename T>
 const DepthwiseKernels<T>& depthwise_scalar_kernels() {
-  static const DepthwiseKernels<T> kernels = {forward_nchw<T>,         forward_nhwc<T>,
+  static const DepthwiseKernels<T> kernels = {packed_forward_size<T>,  pack_forward<T>,
+                                              forward_nchw<T>,         forward_nhwc<T>,
                                               backward_input_nchw<T>,  backward_input_nhwc<T>,
                                               backward_weight_nchw<T>, backward_weight_nhwc<T>};
   return kernels;

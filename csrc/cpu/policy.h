@@ -48,6 +48,11 @@ inline int64_t& depthwise_image_min_groups() {
   static int64_t groups = 16;
   return groups;
 }
+// Whether a call takes the image path: its image (image_bytes) fits, and it serves `groups`
+// groups of vector-width planes.
+inline bool depthwise_whole_images(int64_t image_bytes, int64_t groups) {
+  return groups >= depthwise_image_min_groups() && image_bytes <= kDepthwiseImageBytes;
+}
 
 // ---- Pointwise --------------------------------------------------------------------------------
 // Up to this many pixels (N*P: squeeze-excitation's 1x1 planes, batch 1 at 4x4) the NHWC forward

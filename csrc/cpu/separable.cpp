@@ -52,7 +52,7 @@ void separable_forward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKernel
     const int64_t n = unit / bands, row0 = unit % bands * s.band_rows;
     const int64_t rows = std::min(s.band_rows, p.out_h - row0), band_pixels = rows * p.out_w;
     dw.forward_nchw(band_problem(p, row0, rows), input + n * p.channels * p.in_h * p.in_w,
-                    w.depthwise, w.depthwise_bias, band.data(), 0, mid);
+                    w.depthwise_packed, band.data(), 0, mid);
     // Y[:, band] = W (Cout x mid) * band (mid x band pixels)
     const auto g = Gemm::row_major(s.out_channels, band_pixels, mid, mid, band_pixels, pixels);
     pw.gemm(g, w.pointwise, band.data(), output + n * s.out_channels * pixels + row0 * p.out_w,
@@ -71,7 +71,7 @@ void separable_forward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKernel
     const int64_t n = unit / bands, row0 = unit % bands * s.band_rows;
     const int64_t rows = std::min(s.band_rows, p.out_h - row0), band_pixels = rows * p.out_w;
     dw.forward_nhwc(band_problem(p, row0, rows), input + n * p.in_h * p.in_w * p.channels,
-                    w.depthwise, w.depthwise_bias, band.data(), 0, rows);
+                    w.depthwise_packed, band.data(), 0, rows);
     // Y[band, :] = band (band pixels x mid) * W^T (mid x Cout)
     const auto g =
         Gemm::row_major(band_pixels, s.out_channels, mid, mid, s.out_channels, s.out_channels);

@@ -41,8 +41,12 @@ inline DepthwiseParams band_problem(const DepthwiseParams& p, int64_t row0, int6
 
 template <typename T>
 struct SeparableWeights {
-  const T* depthwise;       // NCHW: (C*M, kH, kW); NHWC: packed tap-major (kH, kW, C*M)
-  const T* depthwise_bias;  // (C*M) or null
+  // The depthwise weight and bias as DepthwiseKernels::pack_forward packed them for the layout,
+  // once per call: every band's depthwise forward reads them.
+  const T* depthwise_packed;
+  // The backward's depthwise weight: NCHW (C*M, kH, kW); NHWC tap-major (kH, kW, C*M). Unused
+  // (null) in the forward.
+  const T* depthwise;
   const T* pointwise;       // NCHW: (Cout, C*M); NHWC: transposed (C*M, Cout)
   const T* pointwise_bias;  // (Cout) or null
 };

@@ -97,8 +97,7 @@ void separable_backward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKerne
     const int64_t own_rows = r.own1 - r.own0, own_px = own_rows * p.out_w;
     if (sums.pointwise) {
       buf.resize(std::max<size_t>(buf.size(), mid * own_px));
-      dw.forward_nchw(band_problem(p, r.own0, own_rows), x, w.depthwise, w.depthwise_bias,
-                      buf.data(), 0, mid);
+      dw.forward_nchw(band_problem(p, r.own0, own_rows), x, w.depthwise_packed, buf.data(), 0, mid);
       // dW_pw (Cout x mid) = dY band (Cout x own px, rows out_px apart) * mid band^T
       const Gemm g{cout, mid, own_px, out_px, 1, 1, own_px, mid};
       pw.gemm(g, gy + r.own0 * p.out_w, buf.data(), pw_part.data(), nullptr, nullptr);
@@ -157,8 +156,8 @@ void separable_backward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKerne
     const int64_t own_rows = r.own1 - r.own0, own_px = own_rows * p.out_w;
     if (sums.pointwise) {
       buf.resize(std::max<size_t>(buf.size(), own_px * mid));
-      dw.forward_nhwc(band_problem(p, r.own0, own_rows), x, w.depthwise, w.depthwise_bias,
-                      buf.data(), 0, own_rows);
+      dw.forward_nhwc(band_problem(p, r.own0, own_rows), x, w.depthwise_packed, buf.data(), 0,
+                      own_rows);
       // dW_pw (Cout x mid) = dY band^T (Cout x own px) * mid band (own px x mid)
       const Gemm g{cout, mid, own_px, 1, cout, mid, 1, mid};
       pw.gemm(g, gy + r.own0 * p.out_w * cout, buf.data(), pw_part.data(), nullptr, nullptr);

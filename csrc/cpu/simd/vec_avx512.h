@@ -1,5 +1,5 @@
 // 16 x float32 in one AVX-512 register. Include only where the avx512f target is enabled
-// (csrc/cpu/*_avx512.cpp); the kernels in depthwise_simd.h are written against this interface.
+// (csrc/cpu/*_avx512.cpp); the kernels in depthwise_*.h are written against this interface.
 #pragma once
 #if defined(SEPCONV_AVX512_VIA_SIMDE)  // test builds only: see tests/simde_avx512.h
 #include "tests/simde_avx512.h"

@@ -80,11 +80,15 @@ void check_case(const char* isa, const DepthwiseKernels<float>& test, const Case
   // Same buffers, both layouts: the data are random, so layout only changes the indexing.
   for (const float* bias : {b.data(), static_cast<const float*>(nullptr)}) {
     std::vector<float> got(out_size), want(out_size);
-    run(test.forward_nchw, k.n * cout, got, x.data(), w.data(), bias);
-    run(ref.forward_nchw, k.n * cout, want, x.data(), w.data(), bias);
+    // Each table's own packing of the same weight and bias, per layout.
+    const auto packed = [&](const DepthwiseKernels<float>& kernels, bool nhwc) {
+      return sepconv::test::packed_depthwise_forward(kernels, p, nhwc, w.data(), bias);
+    };
+    run(test.forward_nchw, k.n * cout, got, x.data(), packed(test, false).data());
+    run(ref.forward_nchw, k.n * cout, want, x.data(), packed(ref, false).data());
     expect_close(isa, "forward_nchw", k, got, want, window);
-    run(test.forward_nhwc, k.n * p.out_h, got, x.data(), w_packed.data(), bias);
-    run(ref.forward_nhwc, k.n * p.out_h, want, x.data(), w_packed.data(), bias);
+    run(test.forward_nhwc, k.n * p.out_h, got, x.data(), packed(test, true).data());
+    run(ref.forward_nhwc, k.n * p.out_h, want, x.data(), packed(ref, true).data());
     expect_close(isa, "forward_nhwc", k, got, want, window);
   }
   std::vector<float> got(in_size), want(in_size);

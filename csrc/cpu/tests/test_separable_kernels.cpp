@@ -58,7 +58,9 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
   const auto& dw_ref = depthwise_scalar_kernels<T>();
   const auto& pw_ref = pointwise_scalar_kernels<T>();
   std::vector<T> inter(p.batch * mid * out_px), want(p.batch * cout * out_px);
-  dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
+  const auto dw_ref_packed =
+      sepconv::test::packed_depthwise_forward(dw_ref, p, false, w_dw.data(), b_dw.data());
+  dw_ref.forward_nchw(p, x.data(), dw_ref_packed.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px};
   const auto w_pw_packed =
       sepconv::test::packed_pointwise_weight(pw_ref, pp, false, w_pw.data(), mid, 1);
@@ -68,10 +70,14 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
 
   // NHWC operands: input, tap-major depthwise weight, transposed pointwise weight.
   const auto x_nhwc = sepconv::test::to_nhwc(x, p.batch, p.channels, in_px);
-  const auto w_dw_packed = sepconv::test::to_nhwc(w_dw, 1, mid, taps);
   const auto w_pw_t = sepconv::test::to_nhwc(w_pw, 1, cout, mid);
-  const SeparableWeights<T> nchw_w{w_dw.data(), b_dw.data(), w_pw.data(), b_pw.data()};
-  const SeparableWeights<T> nhwc_w{w_dw_packed.data(), b_dw.data(), w_pw_t.data(), b_pw.data()};
+  // The fused kernels' depthwise weights, as the op packs them: once per call, for every band.
+  const auto dw_nchw =
+      sepconv::test::packed_depthwise_forward(dw, p, false, w_dw.data(), b_dw.data());
+  const auto dw_nhwc =
+      sepconv::test::packed_depthwise_forward(dw, p, true, w_dw.data(), b_dw.data());
+  const SeparableWeights<T> nchw_w{dw_nchw.data(), nullptr, w_pw.data(), b_pw.data()};
+  const SeparableWeights<T> nhwc_w{dw_nhwc.data(), nullptr, w_pw_t.data(), b_pw.data()};
 
   const double tol = 1e-5 * double(taps + mid) + 1e-6;  // float sums of ~taps + mid terms
   const auto compare = [&](const char* layout, int64_t band_rows, const std::vector<T>& got,
@@ -121,7 +127,9 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
   const auto& pw_ref = pointwise_scalar_kernels<T>();
   std::vector<T> inter(p.batch * mid * out_px), gmid(p.batch * mid * out_px);
   std::vector<T> want_gx(x.size()), want_gdw(mid * taps), want_gdb(mid, T(0));
-  dw_ref.forward_nchw(p, x.data(), w_dw.data(), b_dw.data(), inter.data(), 0, p.batch * mid);
+  const auto dw_ref_packed =
+      sepconv::test::packed_depthwise_forward(dw_ref, p, false, w_dw.data(), b_dw.data());
+  dw_ref.forward_nchw(p, x.data(), dw_ref_packed.data(), inter.data(), 0, p.batch * mid);
   const PointwiseParams pp{p.batch, mid, cout, out_px}, pp_t{p.batch, cout, mid, out_px};
   const auto want_gpw =
       sepconv::test::pointwise_weight_grad(pw_ref, pp, false, gy.data(), inter.data(), 1);
@@ -138,8 +146,12 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
   const auto x_nhwc = sepconv::test::to_nhwc(x, p.batch, C, in_px);
   const auto gy_nhwc = sepconv::test::to_nhwc(gy, p.batch, cout, out_px);
   const auto w_dw_packed = sepconv::test::to_nhwc(w_dw, 1, mid, taps);
-  const SeparableWeights<T> nchw_w{w_dw.data(), b_dw.data(), w_pw_t.data(), nullptr};
-  const SeparableWeights<T> nhwc_w{w_dw_packed.data(), b_dw.data(), w_pw.data(), nullptr};
+  const auto dw_nchw =
+      sepconv::test::packed_depthwise_forward(dw, p, false, w_dw.data(), b_dw.data());
+  const auto dw_nhwc =
+      sepconv::test::packed_depthwise_forward(dw, p, true, w_dw.data(), b_dw.data());
+  const SeparableWeights<T> nchw_w{dw_nchw.data(), w_dw.data(), w_pw_t.data(), nullptr};
+  const SeparableWeights<T> nhwc_w{dw_nhwc.data(), w_dw_packed.data(), w_pw.data(), nullptr};
   const std::vector<T> want_gx_nhwc = sepconv::test::to_nhwc(want_gx, p.batch, C, in_px);
   const std::vector<T> want_gdw_packed = sepconv::test::to_nhwc(want_gdw, 1, mid, taps);
 

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "../depthwise.h"
 #include "../pointwise.h"
 
 namespace sepconv {
@@ -46,6 +47,16 @@ std::vector<T> packed_pointwise_weight(const Kernels& kernels, const Params& p, 
                                        const T* w, int64_t rs, int64_t cs) {
   std::vector<T> packed(kernels.packed_weight_size(p, nhwc));
   kernels.pack_weight(p, nhwc, w, rs, cs, packed.data());
+  return packed;
+}
+
+// The depthwise forward's weight (C*M, kH, kW) and bias (or null) as `kernels` packs them.
+template <typename T>
+std::vector<T> packed_depthwise_forward(const cpu::DepthwiseKernels<T>& kernels,
+                                        const cpu::DepthwiseParams& p, bool nhwc, const T* w,
+                                        const T* bias) {
+  std::vector<T> packed(kernels.packed_forward_size(p));
+  kernels.pack_forward(p, nhwc, w, bias, packed.data());
   return packed;
 }
 

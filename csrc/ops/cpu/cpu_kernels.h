@@ -1,14 +1,32 @@
-// What the CPU kernels of the ops share: the depthwise NHWC weight layout and the thread split.
+// What the CPU kernels of the ops share: the depthwise weight layouts and the thread split.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <optional>
+#include <vector>
+
+#include "../../cpu/depthwise.h"
 
 namespace sepconv {
 
 // Depthwise weight (C*M, 1, kH, kW) -> (kH, kW, C*M), the NHWC kernels' layout: they read one
 // tap across all channels.
 at::Tensor pack_weight_tap_major(const at::Tensor& weight);
+
+// The depthwise forward's weight (C*M, 1, kH, kW) and bias (undefined: none) packed once per
+// call for `kernels` (DepthwiseKernels::pack_forward), read by every thread and band. The buffer
+// is the calling thread's, kept between calls (a fresh one of a megabyte or more comes from mmap
+// and page-faults on every call: 31x31 kernels); valid until that thread packs again.
+template <typename T>
+const T* pack_depthwise_forward(const cpu::DepthwiseKernels<T>& kernels,
+                                const cpu::DepthwiseParams& p, bool nhwc, const at::Tensor& weight,
+                                const at::Tensor& bias) {
+  thread_local std::vector<T> packed;
+  packed.resize(kernels.packed_forward_size(p));
+  kernels.pack_forward(p, nhwc, weight.contiguous().const_data_ptr<T>(),
+                       bias.defined() ? bias.const_data_ptr<T>() : nullptr, packed.data());
+  return packed.data();
+}
 
 // Splits [0, units) over the intra-op threads with chunks of at least ~64K multiply-adds, so
 // small problems stay on one thread instead of paying for the wake-up.

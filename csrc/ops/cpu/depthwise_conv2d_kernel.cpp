@@ -99,23 +99,21 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   const at::Tensor& b = call.bias;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv2d_cpu", [&] {
     const auto& kernels = cpu::depthwise_kernels<scalar_t>();
-    const scalar_t* bp = b.defined() ? b.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* y = output.data_ptr<scalar_t>();
-    if (fmt == kChannelsLast) {
+    const bool nhwc = fmt == kChannelsLast;
+    const scalar_t* packed = pack_depthwise_forward(kernels, p, nhwc, weight, b);
+    // (`packed` is captured, not the thread's buffer it points into: the workers must not pack.)
+    if (nhwc) {
       const at::Tensor x = input.contiguous(kChannelsLast);
-      const at::Tensor w = pack_weight_tap_major(weight);
       parallel_units(p.batch * p.out_h, p.out_w * p.out_channels() * taps,
                      [&](int64_t b0, int64_t e0) {
-                       kernels.forward_nhwc(p, x.const_data_ptr<scalar_t>(),
-                                            w.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+                       kernels.forward_nhwc(p, x.const_data_ptr<scalar_t>(), packed, y, b0, e0);
                      });
     } else {
       const at::Tensor x = input.contiguous();
-      const at::Tensor w = weight.contiguous();
       parallel_units(p.batch * p.out_channels(), p.out_h * p.out_w * taps,
                      [&](int64_t b0, int64_t e0) {
-                       kernels.forward_nchw(p, x.const_data_ptr<scalar_t>(),
-                                            w.const_data_ptr<scalar_t>(), bp, y, b0, e0);
+                       kernels.forward_nchw(p, x.const_data_ptr<scalar_t>(), packed, y, b0, e0);
                      });
     }
   });

@@ -62,10 +62,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "separable_conv2d_backward_cpu", [&] {
       const auto& dwk = cpu::depthwise_kernels<scalar_t>();
       const auto& pwk = cpu::pointwise_kernels<scalar_t>();
-      const cpu::SeparableWeights<scalar_t> w{
-          dw_w.const_data_ptr<scalar_t>(),
-          dw_b.defined() ? dw_b.const_data_ptr<scalar_t>() : nullptr,
-          pw_w.const_data_ptr<scalar_t>(), nullptr};
+      // The bands recompute the intermediate only for the pointwise weight's gradient.
+      const scalar_t* dw_packed =
+          want_pw ? pack_depthwise_forward(dwk, s.depthwise, channels_last, depthwise_weight, dw_b)
+                  : nullptr;
+      const cpu::SeparableWeights<scalar_t> w{dw_packed, dw_w.const_data_ptr<scalar_t>(),
+                                              pw_w.const_data_ptr<scalar_t>(), nullptr};
       const auto kernel = channels_last ? cpu::separable_backward_nhwc<scalar_t>
                                         : cpu::separable_backward_nchw<scalar_t>;
       scalar_t* gx = want_input ? grad_input.data_ptr<scalar_t>() : nullptr;

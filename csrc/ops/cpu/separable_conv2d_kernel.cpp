@@ -30,8 +30,6 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
   const at::Tensor pw = pointwise_weight.reshape({cout, mid});
   const bool channels_last = call.format == kChannelsLast;
   const at::Tensor x = input.contiguous(call.format);
-  const at::Tensor dw_w =
-      channels_last ? pack_weight_tap_major(depthwise_weight) : depthwise_weight.contiguous();
   const at::Tensor pw_w = channels_last ? pw.t().contiguous() : pw.contiguous();
   const at::Tensor &dw_b = call.depthwise_bias, &pw_b = call.pointwise_bias;
   const int64_t work_per_unit =  // multiply-adds of one band, both convs
@@ -42,7 +40,9 @@ at::Tensor separable_conv2d_cpu(const at::Tensor& input, const at::Tensor& depth
     const auto ptr = [](const at::Tensor& t) {
       return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
     };
-    const cpu::SeparableWeights<scalar_t> w{ptr(dw_w), ptr(dw_b), ptr(pw_w), ptr(pw_b)};
+    const cpu::SeparableWeights<scalar_t> w{
+        pack_depthwise_forward(dw, s.depthwise, channels_last, depthwise_weight, dw_b), nullptr,
+        ptr(pw_w), ptr(pw_b)};
     const auto kernel = channels_last ? cpu::separable_forward_nhwc<scalar_t>
                                       : cpu::separable_forward_nchw<scalar_t>;
     parallel_units(cpu::separable_units(s), work_per_unit, [&](int64_t b, int64_t e) {
