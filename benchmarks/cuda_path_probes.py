@@ -59,14 +59,17 @@ def weight_grad_layouts(timer, reps):
 
 
 def forced(var, value, fn):
-    """fn run with the environment variable `var` (read by the op on every call) set to value."""
+    """fn run with the environment variable `var` set to value (the ops read it once per process:
+    _reload_cuda_path_overrides makes them read it again)."""
 
     def run():
         os.environ[var] = value
+        sc._C._reload_cuda_path_overrides()
         try:
             fn()
         finally:
             del os.environ[var]
+            sc._C._reload_cuda_path_overrides()
 
     return run
 

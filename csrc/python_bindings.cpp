@@ -7,6 +7,7 @@
 
 #include "cpu/dispatch.h"
 #include "ops/cpu/output_memory.h"
+#include "ops/cuda/path_policy.h"
 
 namespace {
 
@@ -60,4 +61,9 @@ PYBIND11_MODULE(_C, m) {
         "The CPU output cache's limit, held bytes, hits, misses.");
   m.def("empty_cpu_cache", &sepconv::empty_output_cache,
         "Free the CPU output cache's held blocks.");
+  // Private: tests and benchmarks that change the CUDA path overrides in-process (read once,
+  // csrc/ops/cuda/path_policy.h) call it after each change. Any build; CPU-only: nothing reads
+  // them.
+  m.def("_reload_cuda_path_overrides", &sepconv::cuda::reload_cuda_path_overrides,
+        "Re-read SEPCONV_CUDA_POINTWISE, SEPCONV_CUDA_POINTWISE_WGRAD, SEPCONV_CUDA_SEPARABLE.");
 }

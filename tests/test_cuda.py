@@ -66,6 +66,29 @@ def expected_format(layout):
     return torch.channels_last if layout == "cl" else torch.contiguous_format
 
 
+def reload_cuda_path_overrides():
+    """The CUDA ops read the SEPCONV_CUDA_* path overrides once per process; read them again."""
+    sc._C._reload_cuda_path_overrides()
+
+
+def force_cuda_path(monkeypatch, name, value):
+    """Set a SEPCONV_CUDA_* override for the rest of the test (monkeypatch restores it; the
+    autouse fixture below then reads the restored environment)."""
+    monkeypatch.setenv(name, value)
+    reload_cuda_path_overrides()
+
+
+@pytest.fixture(autouse=True)
+def _cuda_path_overrides():
+    """Every test starts and ends with the overrides of the (restored) environment. Requests no
+    monkeypatch, so its teardown runs after monkeypatch has undone a test's setenv."""
+    if HAS_GPU:
+        reload_cuda_path_overrides()
+    yield
+    if HAS_GPU:
+        reload_cuda_path_overrides()
+
+
 # --------------------------------------------------------------------------- registration (runs everywhere)
 def test_every_op_has_a_cuda_kernel_when_compiled_with_cuda():
     if not sc.backend_info()["cuda_archs"]:
@@ -80,6 +103,16 @@ def test_every_op_has_a_cuda_kernel_when_compiled_with_cuda():
 def test_backend_info_cuda_flag():
     info = sc.backend_info()
     assert info["cuda"] == (bool(info["cuda_archs"]) and torch.cuda.is_available())
+
+
+def test_cuda_path_override_reload_exists_in_every_build(monkeypatch):
+    # The private hook force_cuda_path and benchmarks/cuda_path_probes.py call, in CPU-only builds
+    # too. Reading an invalid value is no error: the op that consults it fails (see
+    # test_forced_cuda_path_must_be_a_known_kernel).
+    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "cublas")
+    reload_cuda_path_overrides()
+    monkeypatch.delenv("SEPCONV_CUDA_POINTWISE")
+    reload_cuda_path_overrides()
 
 
 # --------------------------------------------------------------------------- depthwise vs torch native
@@ -243,8 +276,8 @@ def test_pointwise_and_fused_wide_channel_tiles(dtype, layout, cout, monkeypatch
     # The rows kernel and the fused separable path, forced. Enough pixels (4 x 96 x 96) that the
     # rows kernel's output-channel tile stays 32 (Cout 24: one tile; 48: two, the second partly
     # empty): smaller problems halve it to 16.
-    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "rows")
-    monkeypatch.setenv("SEPCONV_CUDA_SEPARABLE", "fused")
+    force_cuda_path(monkeypatch, "SEPCONV_CUDA_POINTWISE", "rows")
+    force_cuda_path(monkeypatch, "SEPCONV_CUDA_SEPARABLE", "fused")
     g = torch.Generator().manual_seed(4)
     x = to_layout(torch.randn(4, 32, 96, 96, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
     pw = (torch.randn(cout, 32, 1, 1, generator=g, dtype=torch.float64) / 32**0.5).to(DEV, dtype)
@@ -302,8 +335,8 @@ def test_depthwise_sum_backward_expanded_grad(dtype):
 def test_pointwise_vs_torch(dtype, layout, shape, weight_2d, kernel, monkeypatch):
     if kernel != "auto":  # both forward kernels (the input gradient runs the forward too) and
         # both weight-gradient kernels
-        monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", kernel)
-        monkeypatch.setenv("SEPCONV_CUDA_POINTWISE_WGRAD", "tiles" if kernel == "rows" else "gemm")
+        force_cuda_path(monkeypatch, "SEPCONV_CUDA_POINTWISE", kernel)
+        force_cuda_path(monkeypatch, "SEPCONV_CUDA_POINTWISE_WGRAD", "tiles" if kernel == "rows" else "gemm")
     N, Cin, H, W, Cout = shape
     x = to_layout(torch.randn(N, Cin, H, W, dtype=torch.float64).to(DEV, dtype), layout).requires_grad_()
     wshape = (Cout, Cin) if weight_2d else (Cout, Cin, 1, 1)
@@ -369,7 +402,7 @@ def test_separable_vs_torch(dtype, layout, k, stride, dilation, M):
 )
 @pytest.mark.parametrize("path", ("fused", "composed"))
 def test_separable_fused_forward(dtype, layout, geom, path, monkeypatch):
-    monkeypatch.setenv("SEPCONV_CUDA_SEPARABLE", path)
+    force_cuda_path(monkeypatch, "SEPCONV_CUDA_SEPARABLE", path)
     C, M, Cout, kh, kw, stride, padding, dilation = geom
     x = to_layout(torch.randn(2, C, 20, 18, dtype=torch.float64).to(DEV, dtype), layout)
     dw = (torch.randn(C * M, 1, kh, kw, dtype=torch.float64) / (kh * kw) ** 0.5).to(DEV, dtype)
@@ -405,7 +438,7 @@ def test_separable_fused_forward(dtype, layout, geom, path, monkeypatch):
 )
 @pytest.mark.parametrize("bias", (True, False))
 def test_pointwise_gemm_tiles_and_split_k(dtype, layout, shape, bias, monkeypatch):
-    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "gemm")
+    force_cuda_path(monkeypatch, "SEPCONV_CUDA_POINTWISE", "gemm")
     N, Cin, H, W, Cout = shape
     g = torch.Generator().manual_seed(5)
     x = to_layout(torch.randn(N, Cin, H, W, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
@@ -419,7 +452,7 @@ def test_pointwise_gemm_tiles_and_split_k(dtype, layout, shape, bias, monkeypatc
     if layout == "cl":  # misaligned input: element loads instead of vectors, the same sums
         assert torch.equal(y, sc.pointwise_conv2d(misaligned_cl(x), w, b))
     # The weight gradient on the same GEMM (K = N*H*W, split when the dW tiles are few).
-    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE_WGRAD", "gemm")
+    force_cuda_path(monkeypatch, "SEPCONV_CUDA_POINTWISE_WGRAD", "gemm")
     gy = to_layout(torch.randn(ref.shape, generator=g, dtype=torch.float64).to(DEV, dtype), layout)
     gw = torch.ops.sepconv._pointwise_conv2d_backward_weight(gy, x)
     gw_ref = torch.einsum("nohw,nihw->oi", gy.double(), x.double())
@@ -429,7 +462,7 @@ def test_pointwise_gemm_tiles_and_split_k(dtype, layout, shape, bias, monkeypatc
 
 @requires_cuda
 def test_forced_cuda_path_must_be_a_known_kernel(monkeypatch):
-    monkeypatch.setenv("SEPCONV_CUDA_POINTWISE", "cublas")
+    force_cuda_path(monkeypatch, "SEPCONV_CUDA_POINTWISE", "cublas")
     x = torch.randn(1, 4, 3, 3, device=DEV)
     with pytest.raises(RuntimeError, match="SEPCONV_CUDA_POINTWISE must be 'rows' or 'gemm'"):
         sc.pointwise_conv2d(x, torch.randn(5, 4, 1, 1, device=DEV))

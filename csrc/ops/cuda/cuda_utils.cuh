@@ -1,5 +1,6 @@
-// Shared helpers of the CUDA kernels. Only c10/cuda headers (stream, guard, launch check):
-// ATen/cuda/CUDAContext.h pulls in cusparse headers that a bare toolkit may not ship.
+// Shared helpers of the CUDA kernels and their launchers (the path choices: path_policy.h).
+// Only c10/cuda headers (stream, guard, launch check): ATen/cuda/CUDAContext.h pulls in cusparse
+// headers that a bare toolkit may not ship.
 #pragma once
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>
@@ -8,9 +9,8 @@
 #include <c10/util/Exception.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 
 namespace sepconv {
@@ -22,10 +22,6 @@ using acc_type = at::opmath_type<T>;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Without opting in to more, a block may use 48 KiB of dynamic shared memory on every arch we
-// build for; kernels whose staged tiles would need more take their global-memory variant.
-constexpr size_t kMaxDynamicSmem = 48 * 1024;
-
 // Grids are one-dimensional over blockIdx.x (limit 2^31 - 1) so no problem size hits the 65535
 // limit of the y and z dimensions.
 inline unsigned int grid_size(int64_t blocks, const char* op) {
@@ -34,22 +30,34 @@ inline unsigned int grid_size(int64_t blocks, const char* op) {
   return static_cast<unsigned int>(blocks < 1 ? 1 : blocks);
 }
 
-// Where a dispatcher chooses between two kernels, an environment variable can force one (the
-// tests run both; benchmarks/cuda_path_probes.py times both): returns `automatic` when `name` is
-// unset or empty, else its value, which must be one of `a` and `b`.
-inline const char* forced_path(const char* name, const char* automatic, const char* a,
-                               const char* b) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return automatic;
-  TORCH_CHECK(std::strcmp(v, a) == 0 || std::strcmp(v, b) == 0, name, " must be '", a, "' or '", b,
-              "', got '", v, "'");
-  return v;
-}
-
 inline int multiprocessor_count(int device) {
   int count = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
   return count > 0 ? count : 1;
+}
+
+// Blocks of 256 threads for a grid-stride loop over `total` elements: enough to cover them, at
+// most 32 per multiprocessor.
+inline unsigned int elementwise_blocks(int64_t total, int device) {
+  const int64_t want = ceil_div(total, 256);
+  const int64_t cap = int64_t(multiprocessor_count(device)) * 32;
+  return static_cast<unsigned int>(std::max<int64_t>(1, std::min(want, cap)));
+}
+
+// Kernels whose work items are counted in 32 bits (cheap index math) take the batch in
+// launches of whole images whose items fit: calls launch(first_image, items, blocks) for each.
+template <typename F>
+void for_each_launch(int64_t batch, int64_t items_per_image, int threads, const char* op,
+                     F&& launch) {
+  constexpr int64_t kMaxItems = std::numeric_limits<int32_t>::max();
+  TORCH_CHECK(items_per_image <= kMaxItems, op, ": one image is too large for the CUDA kernels (",
+              items_per_image, " work items)");
+  const int64_t images = std::max<int64_t>(1, kMaxItems / std::max<int64_t>(items_per_image, 1));
+  for (int64_t n0 = 0; n0 < batch; n0 += images) {
+    const auto items = static_cast<uint32_t>(std::min(images, batch - n0) * items_per_image);
+    launch(n0, items, grid_size(ceil_div(items, threads), op));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
 }
 
 // floor(a / b) for b > 0 and any sign of a.

@@ -11,11 +11,14 @@
 // Work items are (image, output channel, row group, column) with the column fastest, counted in
 // 32 bits per launch (the host cuts the batch into launches that fit): per-thread index math is
 // then a few 32-bit divisions instead of 64-bit ones, which would cost as much as a 3x3 window.
+// The launchers at the end take the shapes window_kernel_size (path_policy.h) accepts.
 #pragma once
 #include <cstdint>
 
 #include "cpu/params.h"
 #include "cuda_utils.cuh"
+#include "depthwise_dispatch.cuh"
+#include "path_policy.h"
 
 namespace sepconv {
 namespace cuda {
@@ -247,6 +250,65 @@ __global__ void __launch_bounds__(kWindowThreads)
     for (int q = 0; q < kWarps; ++q) s += s_red[q][t];
     workspace[(int64_t(oc) * chunks + chunk) * (K * K) + t] = s;
   }
+}
+
+// ------------------------------------------------------------------ host
+// y (NCHW) = depthwise forward of x (NCHW); also the stride-1 input gradient (see
+// launch_forward_nchw).
+template <typename scalar_t>
+void launch_forward_nchw_window(const cpu::DepthwiseParams& p, const scalar_t* x, const scalar_t* w,
+                                const scalar_t* bias, scalar_t* y, cudaStream_t stream,
+                                const char* op) {
+  const int64_t row_groups = ceil_div(p.out_h, kWindowRows);
+  const int64_t per_image = p.channels * p.multiplier * row_groups * p.out_w;
+  const auto rg = static_cast<uint32_t>(row_groups);
+  for_each_launch(p.batch, per_image, kWindowThreads, op,
+                  [&](int64_t n0, uint32_t items, unsigned int blocks) {
+                    with_window_shape(p, [&](auto k, auto s) {
+                      forward_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
+                          <<<blocks, kWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items, rg);
+                    });
+                  });
+}
+
+// gx (NCHW) = the input gradient of gy (NCHW) at stride 2, multiplier 1.
+template <typename scalar_t>
+void launch_backward_input_nchw_window_stride2(const cpu::DepthwiseParams& p, const scalar_t* gy,
+                                               const scalar_t* w, scalar_t* gx, cudaStream_t stream,
+                                               const char* op) {
+  const int64_t per_image = p.channels * ceil_div(p.in_h, kWindowRows) * p.in_w;
+  const auto rg = static_cast<uint32_t>(ceil_div(p.in_h, kWindowRows));
+  const int phase = static_cast<int>(((p.kernel_h - 1 - p.pad_top) % 2 + 2) % 2);
+  for_each_launch(
+      p.batch, per_image, kWindowThreads, op, [&](int64_t n0, uint32_t items, unsigned int blocks) {
+        with_window_shape(p, [&](auto k, auto) {
+          constexpr int K = decltype(k)::value;
+          auto kernel = phase == 0 ? backward_input_nchw_window_kernel<scalar_t, K, 2, 0>
+                                   : backward_input_nchw_window_kernel<scalar_t, K, 2, 1>;
+          kernel<<<blocks, kWindowThreads, 0, stream>>>(p, gy, w, gx, n0, items, rg);
+        });
+      });
+}
+
+// The weight gradient's work items per channel: (image, row group, column).
+inline int64_t backward_weight_window_items(const cpu::DepthwiseParams& p) {
+  return p.batch * ceil_div(p.out_h, kWindowRows) * p.out_w;
+}
+
+// Weight gradient, stage 1 (see depthwise_nchw_backward_weight.cuh): `blocks` = Cout * chunks
+// blocks write workspace[oc][chunk][tap].
+template <typename scalar_t>
+void launch_backward_weight_nchw_window(const cpu::DepthwiseParams& p, const scalar_t* gy,
+                                        const scalar_t* x, acc_type<scalar_t>* ws, int64_t chunks,
+                                        unsigned int blocks, cudaStream_t stream) {
+  const int64_t window_rows = ceil_div(p.out_h, kWindowRows);
+  const int64_t window_items = backward_weight_window_items(p);
+  with_window_shape(p, [&](auto k, auto s) {
+    backward_weight_nchw_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value>
+        <<<blocks, kWindowThreads, 0, stream>>>(p, gy, x, ws, static_cast<uint32_t>(chunks),
+                                                static_cast<uint32_t>(window_items),
+                                                static_cast<uint32_t>(window_rows));
+  });
 }
 
 }  // namespace cuda

@@ -1,6 +1,7 @@
 // channels_last depthwise weight gradient read in place (no conversion of input and grad_output
 // to NCHW, which cost two full transposes): K x K (the dispatcher runs it for 3x3, where it
-// wins; see backward_weight_nhwc), any stride and dilation, multiplier 1, C a multiple of VEC.
+// wins; see depthwise_backward_weight_nhwc_in_place in path_policy.h), any stride and dilation,
+// multiplier 1, C a multiple of VEC.
 //
 // Block (channel block, chunk of output pixels). Thread (lane, g) owns the VEC channels of group
 // g and walks the chunk's pixels lane, lane + lanes, ...: one vector load of grad_output per
@@ -10,7 +11,12 @@
 // workspace[chunk][tap][channel] (coalesced along the channels); sum_chunks_nhwc_kernel adds the
 // chunks in order, so results are bitwise repeatable (no atomics).
 #pragma once
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/params.h"
 #include "cuda_utils.cuh"
@@ -112,6 +118,58 @@ __global__ void sum_chunks_nhwc_kernel(const acc_type<scalar_t>* __restrict__ wo
     const int64_t tap = idx / channels, c = idx % channels;
     out[c * taps + tap] = static_cast<scalar_t>(s);
   }
+}
+
+// ------------------------------------------------------------------ host
+inline bool aligned_to(const at::Tensor& t, size_t bytes) {
+  return reinterpret_cast<uintptr_t>(t.const_data_ptr()) % bytes == 0;
+}
+
+// grad_weight from the channels_last tensors read in place, for the shapes
+// depthwise_backward_weight_nhwc_in_place (path_policy.h) accepts; false (nothing written) when
+// C is not a multiple of the kernel's VEC or the tensors are not aligned to it.
+template <typename scalar_t>
+bool launch_backward_weight_nhwc(const cpu::DepthwiseParams& p, const at::Tensor& grad_output,
+                                 const at::Tensor& input, at::Tensor& grad_weight,
+                                 cudaStream_t stream, const char* op) {
+  const int64_t pixels = p.batch * p.out_h * p.out_w;
+  bool done = false;
+  auto run = [&](auto k_tag) {
+    using acc_t = acc_type<scalar_t>;
+    constexpr int K = decltype(k_tag)::value;
+    constexpr int VEC = nhwc_weight_vec<scalar_t, K>();
+    if (p.channels % VEC != 0) return;
+    const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor gy = grad_output.contiguous(at::MemoryFormat::ChannelsLast);
+    if (!aligned_to(x, sizeof(scalar_t) * VEC) || !aligned_to(gy, sizeof(scalar_t) * VEC)) return;
+    // At most 64 channel groups per block (at least 4 pixel lanes), enough blocks to fill the
+    // GPU, at least 16 pixels per lane so the reduction and workspace stay small next to the
+    // sums. A pure function of shape and device: the summation order never changes between runs.
+    const int64_t groups = p.channels / VEC;
+    const int64_t per_block = std::min<int64_t>(groups, 64);
+    const int64_t channel_blocks = ceil_div(groups, per_block);
+    const int64_t lanes = kNhwcWeightThreads / per_block;
+    const int64_t target = int64_t(multiprocessor_count(input.get_device())) * 8;
+    const int64_t chunks = std::max<int64_t>(
+        1, std::min(ceil_div(target, channel_blocks), ceil_div(pixels, lanes * 16)));
+    at::Tensor workspace = at::empty({chunks, K * K, p.channels},
+                                     input.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    backward_weight_nhwc_kernel<scalar_t, K, VEC>
+        <<<grid_size(channel_blocks * chunks, op), kNhwcWeightThreads, 0, stream>>>(
+            p, gy.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+            workspace.data_ptr<acc_t>(), static_cast<uint32_t>(chunks),
+            static_cast<uint32_t>(pixels), static_cast<uint32_t>(per_block));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const int64_t total = p.channels * K * K;
+    sum_chunks_nhwc_kernel<scalar_t>
+        <<<elementwise_blocks(total, input.get_device()), 256, 0, stream>>>(
+            workspace.data_ptr<acc_t>(), grad_weight.data_ptr<scalar_t>(), p.channels, K * K,
+            chunks);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    done = true;
+  };
+  run(std::integral_constant<int, 3>());
+  return done;
 }
 
 }  // namespace cuda

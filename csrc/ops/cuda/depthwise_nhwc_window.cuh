@@ -11,6 +11,7 @@
 
 #include "cpu/params.h"
 #include "cuda_utils.cuh"
+#include "depthwise_dispatch.cuh"
 
 namespace sepconv {
 namespace cuda {
@@ -98,6 +99,26 @@ __global__ void __launch_bounds__(kNhwcWindowThreads)
     for (int v = 0; v < VEC; ++v) out.v[v] = static_cast<scalar_t>(acc[q][v]);
     *reinterpret_cast<V*>(yp + int64_t(q) * channels) = out;
   }
+}
+
+// Host: y = the channels_last forward on this kernel, for 16-byte channel vectors (VEC =
+// 16 / sizeof(scalar_t)) and the shapes window_kernel_size (path_policy.h) accepts.
+template <typename scalar_t>
+void launch_forward_nhwc_window(const cpu::DepthwiseParams& p, const scalar_t* x, const scalar_t* w,
+                                const scalar_t* bias, scalar_t* y, cudaStream_t stream,
+                                const char* op) {
+  constexpr int kVec = static_cast<int>(16 / sizeof(scalar_t));
+  const int64_t pixel_groups = ceil_div(p.out_w, kNhwcWindowPixels);
+  const int64_t per_image = p.out_h * pixel_groups * (p.channels / kVec);
+  for_each_launch(
+      p.batch, per_image, kNhwcWindowThreads, op,
+      [&](int64_t n0, uint32_t items, unsigned int blocks) {
+        with_window_shape(p, [&](auto k, auto s) {
+          forward_nhwc_window_kernel<scalar_t, decltype(k)::value, decltype(s)::value, kVec>
+              <<<blocks, kNhwcWindowThreads, 0, stream>>>(p, x, w, bias, y, n0, items,
+                                                          static_cast<uint32_t>(pixel_groups));
+        });
+      });
 }
 
 }  // namespace cuda

@@ -7,17 +7,17 @@
 // with per-element index math and spills, where the depthwise kernels stage tiles in shared
 // memory. It stays opt-in until a producer that stages the input window in shared memory beats
 // the composition.
+// The choice and its override: path_policy.h.
 #include <ATen/Dispatch.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <cstdint>
-#include <cstring>
-#include <limits>
 
 #include "../prepare.h"
 #include "cuda_kernels.h"
 #include "cuda_utils.cuh"
+#include "path_policy.h"
 #include "pointwise_gemm.cuh"
 
 namespace sepconv {
@@ -31,15 +31,13 @@ at::Tensor separable_conv2d_impl(const at::Tensor& input, const at::Tensor& dept
                                  at::IntArrayRef stride, at::IntArrayRef padding,
                                  at::IntArrayRef dilation) {
   const char* op = "sepconv::separable_conv2d";
-  const bool fused =
-      std::strcmp(forced_path("SEPCONV_CUDA_SEPARABLE", "composed", "fused", "composed"),
-                  "fused") == 0;
+  const bool fused = separable_forward_path() == SeparableForwardPath::kFused;
   // Validated as the separable op in either case; the composition allocates its own output.
   const auto call = prepare_separable_forward(input, depthwise_weight, pointwise_weight,
                                               depthwise_bias, pointwise_bias, stride, padding,
                                               dilation, fused ? empty_tensor : nullptr);
   const int64_t mid = depthwise_weight.size(0), cout = call.out_channels;
-  if (!fused || cout > std::numeric_limits<int32_t>::max()) {
+  if (!fused || !fits_int32(cout)) {
     const at::Tensor intermediate =
         depthwise_conv2d_cuda(input, depthwise_weight, depthwise_bias, stride, padding, dilation);
     return pointwise_conv2d_cuda(intermediate, pointwise_weight, pointwise_bias);
