@@ -24,9 +24,12 @@ import pytest
 import sepconv_ext as sc
 
 CPU_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc", "cpu")
-TESTS = sorted(glob.glob(os.path.join(CPU_DIR, "tests", "test_*.cpp")))
+TESTS = sorted(glob.glob(os.path.join(CPU_DIR, "tests", "test_*_kernels.cpp")))
 KERNELS = sorted(glob.glob(os.path.join(CPU_DIR, "*.cpp")))
 TEST_IDS = [os.path.basename(t) for t in TESTS]
+# Tests of the kernels' support code (the scratch arena), not of an ISA: native and sanitized.
+SUPPORT_TESTS = sorted(set(glob.glob(os.path.join(CPU_DIR, "tests", "test_*.cpp"))) - set(TESTS))
+SUPPORT_IDS = [os.path.basename(t) for t in SUPPORT_TESTS]
 
 # -O1 keeps the sanitizers' reports readable and the build short; halting on the first report
 # (-fno-sanitize-recover, halt_on_error) makes any finding a failed run.
@@ -107,6 +110,17 @@ def test_native_isas_match_scalar(src, tmp_path):
 def test_native_isas_under_sanitizers(src, tmp_path):
     out = build_and_run(sanitized_cxx(), SANITIZE, src, str(tmp_path / "kernel_test_asan"), env=SANITIZER_ENV)
     check_every_native_isa_ran(out)
+
+
+@pytest.mark.parametrize("src", SUPPORT_TESTS, ids=SUPPORT_IDS)
+def test_support_code(src, tmp_path):
+    assert ": ok" in build_and_run(host_cxx(), ["-O2"], src, str(tmp_path / "support_test"))
+
+
+@pytest.mark.parametrize("src", SUPPORT_TESTS, ids=SUPPORT_IDS)
+def test_support_code_under_sanitizers(src, tmp_path):
+    out = build_and_run(sanitized_cxx(), SANITIZE, src, str(tmp_path / "support_test_asan"), env=SANITIZER_ENV)
+    assert ": ok" in out
 
 
 @pytest.mark.parametrize("src", TESTS, ids=TEST_IDS)

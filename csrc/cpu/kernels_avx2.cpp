@@ -10,6 +10,7 @@
 #include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
+#include "scratch.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #if defined(__clang__)

@@ -9,6 +9,7 @@
 #include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
+#include "scratch.h"
 
 #if defined(__aarch64__)
 #include "simd/vec_neon.h"

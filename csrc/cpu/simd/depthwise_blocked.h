@@ -52,10 +52,11 @@ struct DepthwiseBlocked {
     const int64_t kh = q.kernel_h, kw = q.kernel_w, taps = kh * kw;
     const int64_t out_plane = q.out_h * q.out_w;
     const Plan plan(q);
-    Groups groups(channels, begin, end, h * w, out_plane);
-    const std::vector<float> no_bias(b_packed ? 0 : W, 0.f);
+    ScratchScope scratch;
+    Groups groups(scratch, channels, begin, end, h * w, out_plane);
+    const ScratchArray<float> no_bias = scratch.filled(b_packed ? 0 : W, 0.f);
     const typename Tiles::NhwcRowFn row_fn = Tiles::nhwc_row_fn(q);
-    std::vector<const float*> kernel_rows(kh);
+    const ScratchArray<const float*> kernel_rows = scratch.filled<const float*>(kh, nullptr);
     typename Tiles::NhwcRow r;
     r.tail = nullptr, r.blocks = 1, r.cout = W, r.out_w = q.out_w, r.kw = kw;
     r.sw = q.stride_w, r.dw = q.dilation_w, r.ring_plane = 0, r.weight_plane = taps * W;
@@ -72,10 +73,10 @@ struct DepthwiseBlocked {
     };
 
     if (depthwise_whole_images(plan.image_bytes(), (end - begin) / W)) {
-      Image image(h, w, up_h, up_w, q.pad_top, q.pad_left, plan.in);
-      std::vector<float> out((plan.out.pixels() + 1) * W);
-      const std::vector<int64_t> out_at =
-          Staging::pixel_offsets(0, q.out_h, q.out_w, 1, 1, 0, 0, plan.out, plan.out.pixels() * W);
+      Image image(scratch, h, w, up_h, up_w, q.pad_top, q.pad_left, plan.in);
+      const ScratchArray<float> out = scratch.filled((plan.out.pixels() + 1) * W, 0.f);
+      const ScratchArray<int64_t> out_at = Staging::pixel_offsets(
+          scratch, 0, q.out_h, q.out_w, 1, 1, 0, 0, plan.out, plan.out.pixels() * W);
       r.out_w = plan.width;
       groups.for_each([&](int64_t n, int64_t blk, int64_t lo, int64_t hi) {
         const float* planes[W];
@@ -93,11 +94,11 @@ struct DepthwiseBlocked {
       return;
     }
 
-    Ring ring((kh - 1) * q.dilation_h + 1, plan.in.cols, q.pad_left, up_h, up_w, h, w);
+    Ring ring(scratch, (kh - 1) * q.dilation_h + 1, plan.in.cols, q.pad_left, up_h, up_w, h, w);
     r.ring_plane = ring.row_size;
     // Output row of the group: pixel-major, W lanes, a vector's columns of slack for the loads
     // of block_to_rows.
-    std::vector<float> out_row((q.out_w + W) * W);
+    const ScratchArray<float> out_row = scratch.filled((q.out_w + W) * W, 0.f);
     r.y = out_row.data();
     groups.for_each([&](int64_t n, int64_t blk, int64_t lo, int64_t hi) {
       const float* planes[W];
@@ -183,18 +184,20 @@ struct DepthwiseBlocked {
       return false;
 
     const int64_t M = p.multiplier, C = p.channels, cout = p.out_channels();
-    const int64_t taps = p.kernel_h * p.kernel_w;
+    const int64_t taps = p.kernel_h * p.kernel_w, blocks = (C + W - 1) / W;
     const int64_t in_plane = p.in_h * p.in_w, out_plane = p.out_h * p.out_w;
+    ScratchScope scratch;
     struct Phase {
       const PhaseAxis *h, *w;
       bool long_row;
-      int64_t region, pitch;       // output buffer: first pixel, pixels between rows
-      std::vector<float> weights;  // (block, taps of the phase, lane), per pass k
+      int64_t region, pitch;        // output buffer: first pixel, pixels between rows
+      ScratchArray<float> weights;  // (block, taps of the phase, lane), per pass k
       typename Tiles::NhwcRowFn row_fn;
     };
-    std::vector<Phase> phases;
-    int64_t buffer = 0;  // pixels
-    std::vector<int64_t> region(p.stride_h * p.stride_w), pitch(region.size());
+    std::vector<Phase> phases;  // at most stride_h * stride_w
+    int64_t buffer = 0;         // pixels
+    const ScratchArray<int64_t> region = scratch.filled(p.stride_h * p.stride_w, int64_t{0});
+    const ScratchArray<int64_t> pitch = scratch.filled(region.size(), int64_t{0});
     for (int64_t a = 0; a < p.stride_h; ++a)
       for (int64_t b = 0; b < p.stride_w; ++b) {
         const PhaseAxis &ah = ph[a], &aw = pw[b];
@@ -209,16 +212,13 @@ struct DepthwiseBlocked {
         DepthwiseParams sub = p;
         sub.kernel_w = static_cast<int64_t>(aw.taps.size());
         sub.stride_w = 1, sub.dilation_w = aw.step;
-        phases.push_back({&ah,
-                          &aw,
-                          long_row,
-                          region[a * p.stride_w + b],
-                          pitch[a * p.stride_w + b],
-                          {},
-                          Tiles::nhwc_row_fn(sub)});
+        const int64_t n_taps = static_cast<int64_t>(ah.taps.size() * aw.taps.size());
+        phases.push_back({&ah, &aw, long_row, region[a * p.stride_w + b], pitch[a * p.stride_w + b],
+                          scratch.filled(blocks * n_taps * W, 0.f), Tiles::nhwc_row_fn(sub)});
       }
-    std::vector<float> out((buffer + 1) * W, 0.f);  // the last pixel: the zero sink
-    std::vector<int64_t> out_at((in_plane + W - 1) / W * W, buffer * W);
+    // The last pixel: the zero sink.
+    const ScratchArray<float> out = scratch.filled((buffer + 1) * W, 0.f);
+    const ScratchArray<int64_t> out_at = scratch.filled((in_plane + W - 1) / W * W, buffer * W);
     for (int64_t y = 0; y < p.in_h; ++y)
       for (int64_t x = 0; x < p.in_w; ++x) {
         const int64_t k = y % p.stride_h * p.stride_w + x % p.stride_w;
@@ -226,18 +226,18 @@ struct DepthwiseBlocked {
           out_at[y * p.in_w + x] = (region[k] + y / p.stride_h * pitch[k] + x / p.stride_w) * W;
       }
 
-    Image image(p.out_h, p.out_w, 1, 1, top, left, g);
-    Groups groups(C, begin, end, out_plane, in_plane);
-    const std::vector<float> no_bias(W, 0.f);
-    std::vector<const float*> kernel_rows(p.kernel_h);
+    Image image(scratch, p.out_h, p.out_w, 1, 1, top, left, g);
+    Groups groups(scratch, C, begin, end, out_plane, in_plane);
+    const ScratchArray<float> no_bias = scratch.filled(W, 0.f);
+    const ScratchArray<const float*> kernel_rows =
+        scratch.filled<const float*>(p.kernel_h, nullptr);
+    const ScratchArray<float> all = scratch.filled(blocks * taps * W, 0.f);
     typename Tiles::NhwcRow r;
     r.tail = nullptr, r.blocks = 1, r.cout = W, r.sw = 1, r.ring_plane = 0, r.bias = no_bias.data();
     for (int64_t k = 0; k < M; ++k) {
-      const std::vector<float> all = Staging::pack_weights(weight, C, taps, false, k, M);
-      const int64_t blocks = (C + W - 1) / W;
+      Staging::pack_weights(weight, C, taps, all.data(), false, k, M);
       for (Phase& f : phases) {
         const int64_t n_taps = static_cast<int64_t>(f.h->taps.size() * f.w->taps.size());
-        f.weights.assign(blocks * n_taps * W, 0.f);
         for (int64_t blk = 0; blk < blocks; ++blk) {
           int64_t t = 0;
           for (int64_t i : f.h->taps)
@@ -290,9 +290,11 @@ struct DepthwiseBlocked {
       return;
     const DepthwiseParams q = Staging::transposed(p);
     const int64_t M = p.multiplier, cout = p.out_channels(), out_plane = p.out_h * p.out_w;
+    const int64_t taps = p.kernel_h * p.kernel_w;
+    ScratchScope scratch;
+    const ScratchArray<float> w = scratch.filled((p.channels + W - 1) / W * taps * W, 0.f);
     for (int64_t k = 0; k < M; ++k) {
-      const std::vector<float> w =
-          Staging::pack_weights(weight, p.channels, p.kernel_h * p.kernel_w, true, k, M);
+      Staging::pack_weights(weight, p.channels, taps, w.data(), true, k, M);
       const auto src = [&](int64_t n, int64_t c) {
         return grad_output + (n * cout + c * M + k) * out_plane;
       };
@@ -340,19 +342,22 @@ struct DepthwiseBlocked {
     // row, the Ring row by row, so the choice must not depend on how threads split the units.
     const bool whole =
         !nhwc && depthwise_whole_images(plan.image_bytes(), (cout + W - 1) / W * p.batch);
+    ScratchScope scratch;
     std::optional<Image> x_image, gy_image;
     std::optional<Ring> ring;
     if (whole) {
-      x_image.emplace(p.in_h, p.in_w, 1, 1, p.pad_top, p.pad_left, plan.in);
-      gy_image.emplace(p.out_h, p.out_w, 1, 1, 0, 0, plan.out);
+      x_image.emplace(scratch, p.in_h, p.in_w, 1, 1, p.pad_top, p.pad_left, plan.in);
+      gy_image.emplace(scratch, p.out_h, p.out_w, 1, 1, 0, 0, plan.out);
     } else {
-      ring.emplace((kh - 1) * p.dilation_h + 1, plan.in.cols, p.pad_left, 1, 1, p.in_h, p.in_w);
+      ring.emplace(scratch, (kh - 1) * p.dilation_h + 1, plan.in.cols, p.pad_left, 1, 1, p.in_h,
+                   p.in_w);
     }
     // NCHW lanes past the last unit read zeros.
-    const std::vector<float> zeros(nhwc ? 0 : std::max(in_plane, out_plane), 0.f);
-    std::vector<float> gy_row(p.out_w * W), acc(taps * W);
-    std::vector<double> total(taps * W);
-    std::vector<const float*> xrows(kh);
+    const ScratchArray<float> zeros = scratch.filled(nhwc ? 0 : std::max(in_plane, out_plane), 0.f);
+    const ScratchArray<float> gy_row = scratch.filled(p.out_w * W, 0.f);
+    const ScratchArray<float> acc = scratch.filled(taps * W, 0.f);
+    const ScratchArray<double> total = scratch.filled(taps * W, 0.0);
+    const ScratchArray<const float*> xrows = scratch.filled<const float*>(kh, nullptr);
     const int64_t passes = nhwc ? p.multiplier : 1;
     for (int64_t c0 = begin; c0 < end; c0 += W)
       for (int64_t k = 0; k < passes; ++k) {

@@ -5,7 +5,6 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
 #include "../policy.h"
 #include "depthwise_blocked.h"
@@ -49,8 +48,9 @@ struct DepthwiseNhwc {
     // Slot ih % span holds input row ih (the rows of one output row are distinct mod span);
     // the padding columns and lanes are zeroed once and never written.
     const int64_t ring_plane = cols * W, row_size = blocks * ring_plane;
-    std::vector<float> ring(span * row_size, 0.f);
-    std::vector<int64_t> held(span, -1);  // n * in_h + ih of each slot
+    ScratchScope scratch;
+    const ScratchArray<float> ring = scratch.filled(span * row_size, 0.f);
+    const ScratchArray<int64_t> held = scratch.filled(span, int64_t{-1});  // n * in_h + ih
     const int64_t ix_lo = std::max<int64_t>(0, -p.pad_left);
     const int64_t ix_hi = std::min(p.in_w, cols - p.pad_left);
     auto fetch = [&](int64_t n, int64_t ih) {
@@ -75,8 +75,8 @@ struct DepthwiseNhwc {
     };
 
     const NhwcRowFn row_fn = Tiles::nhwc_row_fn(p);
-    std::vector<const float*> rows(kh);
-    std::vector<float> tail(full < blocks ? p.out_w * W : 0);
+    const ScratchArray<const float*> rows = scratch.filled<const float*>(kh, nullptr);
+    const ScratchArray<float> tail = scratch.filled(full < blocks ? p.out_w * W : 0, 0.f);
     NhwcRow r;
     r.w = w, r.bias = b, r.tail = full < blocks ? tail.data() : nullptr;
     r.blocks = blocks, r.cout = cout, r.out_w = p.out_w, r.kw = kw, r.sw = p.stride_w;
@@ -109,7 +109,8 @@ struct DepthwiseNhwc {
     valid_output_range(-p.pad_left, sw, p.in_w - reach, p.out_w, &lo, &hi);
     if (hi <= lo) lo = hi = p.out_w;  // no interior: all border (narrow rows)
     const NhwcRowFn row_fn = Tiles::nhwc_row_direct_fn(p);
-    std::vector<const float*> rows(kh);
+    ScratchScope scratch;
+    const ScratchArray<const float*> rows = scratch.filled<const float*>(kh, nullptr);
     NhwcRow r;
     r.bias = b, r.tail = nullptr, r.blocks = C / W, r.cout = C, r.out_w = p.out_w, r.kw = kw;
     r.sw = sw, r.dw = p.dilation_w, r.ring_plane = 0, r.weight_plane = kh * kw * W, r.pitch = C;
@@ -136,9 +137,10 @@ struct DepthwiseNhwc {
                                   int64_t end) {
     const int64_t C = p.channels, M = p.multiplier, cout = p.out_channels();
     const int64_t taps = p.kernel_h * p.kernel_w;
+    ScratchScope scratch;
     if (M == 1 && p.stride_h == 1 && p.stride_w == 1) {  // the forward kernel on the flipped taps
       // Packed as Staging::pack_forward packs the flipped kernel, from the tap-major weight.
-      std::vector<float> packed(Staging::packed_forward_size(p), 0.f);
+      const ScratchArray<float> packed = scratch.filled(Staging::packed_forward_size(p), 0.f);
       for (int64_t t = 0; t < taps; ++t)
         for (int64_t c = 0; c < C; ++c)
           packed[(c / W * taps + t) * W + c % W] = weight_packed[(taps - 1 - t) * C + c];
@@ -155,24 +157,28 @@ struct DepthwiseNhwc {
     // contiguous vector lane; the permuted rows are kept in a ring, one slot per row that an
     // input row reads (the rows of one input row are distinct modulo `span`).
     const int64_t kw = p.kernel_w;
-    std::vector<int64_t> col_start(p.in_w + 1), col_tap,
-        col_ow;  // taps of column iw: [start, next)
+    // Taps of column iw: [col_start[iw], col_start[iw + 1]) of col_tap / col_ow.
+    const ScratchArray<int64_t> col_start = scratch.filled(p.in_w + 1, int64_t{0});
+    const ScratchArray<int64_t> col_tap = scratch.filled(p.in_w * kw, int64_t{0});
+    const ScratchArray<int64_t> col_ow = scratch.filled(p.in_w * kw, int64_t{0});
+    int64_t listed = 0;
     for (int64_t iw = 0; iw < p.in_w; ++iw) {
-      col_start[iw] = static_cast<int64_t>(col_tap.size());
+      col_start[iw] = listed;
       for (int64_t j = 0; j < kw; ++j) {
         const int64_t t = iw + p.pad_left - j * p.dilation_w;
         if (t >= 0 && t % p.stride_w == 0 && t / p.stride_w < p.out_w)
-          col_tap.push_back(j), col_ow.push_back(t / p.stride_w);
+          col_tap[listed] = j, col_ow[listed++] = t / p.stride_w;
       }
     }
-    col_start[p.in_w] = static_cast<int64_t>(col_tap.size());
+    col_start[p.in_w] = listed;
     const int64_t row_floats = p.out_w * cout;
-    std::vector<float> weights_kc, ring;
     const float* weights = weight_packed;
     const int64_t span = (p.kernel_h - 1) * p.dilation_h / p.stride_h + 1;
-    std::vector<int64_t> held(span, -1);
+    const ScratchArray<int64_t> held = scratch.filled(span, int64_t{-1});
+    // Multiplier > 1: the weights and the ring of grad_output rows in (k, c) order.
+    const ScratchArray<float> weights_kc = scratch.filled(M > 1 ? taps * cout : 0, 0.f);
+    const ScratchArray<float> ring = scratch.filled(M > 1 ? span * row_floats : 0, 0.f);
     if (M > 1) {
-      weights_kc.resize(taps * cout), ring.resize(span * row_floats);
       for (int64_t t = 0; t < taps; ++t)
         for (int64_t c = 0; c < C; ++c)
           for (int64_t k = 0; k < M; ++k)
@@ -192,7 +198,8 @@ struct DepthwiseNhwc {
       }
       return dst;
     };
-    std::vector<const float*> gy_rows(p.kernel_h), w_rows(p.kernel_h);
+    const ScratchArray<const float*> gy_rows = scratch.filled<const float*>(p.kernel_h, nullptr);
+    const ScratchArray<const float*> w_rows = scratch.filled<const float*>(p.kernel_h, nullptr);
     const int64_t full = C / W * W;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.in_h, ih = row % p.in_h;
@@ -253,9 +260,11 @@ struct DepthwiseNhwc {
                                                        begin, end);
     const int64_t C = p.channels, kw = p.kernel_w, taps = p.kernel_h * kw;
     const int64_t span = (end - begin + W - 1) / W * W;  // partial-sum columns per tap
-    std::vector<float> acc(taps * span);
-    std::vector<double> total(taps * span, 0.0);
-    std::vector<const float*> xrows(p.kernel_h), block_rows(p.kernel_h);
+    ScratchScope scratch;
+    const ScratchArray<float> acc = scratch.filled(taps * span, 0.f);
+    const ScratchArray<double> total = scratch.filled(taps * span, 0.0);
+    const ScratchArray<const float*> xrows = scratch.filled<const float*>(p.kernel_h, nullptr);
+    const ScratchArray<const float*> block_rows = scratch.filled<const float*>(p.kernel_h, nullptr);
     const TapRanges ranges(p);
     const int64_t rows_per_block = Tiles::weight_rows_per_call(kw);
     const int64_t full_end = begin + (end - begin) / W * W;  // whole vectors of channels

@@ -8,8 +8,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <vector>
 
+#include "../scratch.h"
 #include "depthwise_tiles.h"
 
 namespace sepconv {
@@ -83,11 +83,12 @@ struct DepthwiseStaging {
   // lane loops have no branches.
   struct Groups {
     int64_t channels, begin, end;
-    std::vector<float> zeros, scratch;
-    Groups(int64_t channels, int64_t begin, int64_t end, int64_t src_plane, int64_t dst_plane)
+    ScratchArray<float> zeros, scratch;
+    Groups(ScratchScope& s, int64_t channels, int64_t begin, int64_t end, int64_t src_plane,
+           int64_t dst_plane)
         : channels(channels), begin(begin), end(end) {
       if (begin % channels % W || end % channels % W || channels % W)
-        zeros.assign(src_plane, 0.f), scratch.resize(dst_plane);
+        zeros = s.filled(src_plane, 0.f), scratch = s.filled(dst_plane, 0.f);
     }
     // f(n, block, lo, hi): lanes [lo, hi) of block `block` of image n are live.
     template <class F>
@@ -149,14 +150,14 @@ struct DepthwiseStaging {
   // the rows between are zero. The padding columns are zeroed once and never written.
   struct Ring {
     int64_t span, cols, row_size, pad_left, up_h, up_w, h, w, x_lo, x_hi;
-    std::vector<float> rows, zero_row;
-    std::vector<int64_t> held;
+    ScratchArray<float> rows, zero_row;
+    ScratchArray<int64_t> held;
     // Ring slot (-1 for the zero rows) and source row of each upsampled row: the divisions
     // cost ~40 cycles each, as much as the arithmetic of a 7-pixel row.
-    std::vector<int64_t> slot, source_row;
+    ScratchArray<int64_t> slot, source_row;
     Source src;
-    Ring(int64_t span, int64_t cols, int64_t pad_left, int64_t up_h, int64_t up_w, int64_t h,
-         int64_t w)
+    Ring(ScratchScope& s, int64_t span, int64_t cols, int64_t pad_left, int64_t up_h, int64_t up_w,
+         int64_t h, int64_t w)
         : span(span),
           cols(cols),
           row_size(cols * W),
@@ -165,13 +166,13 @@ struct DepthwiseStaging {
           up_w(up_w),
           h(h),
           w(w),
-          rows(span * cols * W, 0.f),
-          held(span),
-          slot((h - 1) * up_h + 1),
-          source_row(slot.size()) {
+          rows(s.filled(span * cols * W, 0.f)),
+          held(s.filled(span, int64_t{0})),
+          slot(s.filled((h - 1) * up_h + 1, int64_t{0})),
+          source_row(s.filled(slot.size(), int64_t{0})) {
       valid_output_range(pad_left, up_w, cols, w, &x_lo, &x_hi);  // source columns inside
-      if (up_h > 1) zero_row.assign(row_size, 0.f);
-      for (int64_t r = 0; r < static_cast<int64_t>(slot.size()); ++r)
+      if (up_h > 1) zero_row = s.filled(row_size, 0.f);
+      for (int64_t r = 0; r < slot.size(); ++r)
         slot[r] = r % up_h ? -1 : r % span, source_row[r] = r / up_h;
     }
     void reset(const Source& source) {
@@ -236,10 +237,10 @@ struct DepthwiseStaging {
   // negative for an input gradient padded by more than the kernel's reach, or a band of a
   // plane); pixels that fall outside (the conv does not read them) and the padding to whole
   // vectors go to `sink`.
-  static std::vector<int64_t> pixel_offsets(int64_t y_lo, int64_t y_hi, int64_t w, int64_t up_h,
-                                            int64_t up_w, int64_t top, int64_t left, const Grid& g,
-                                            int64_t sink) {
-    std::vector<int64_t> at(((y_hi - y_lo) * w + W - 1) / W * W, sink);
+  static ScratchArray<int64_t> pixel_offsets(ScratchScope& s, int64_t y_lo, int64_t y_hi, int64_t w,
+                                             int64_t up_h, int64_t up_w, int64_t top, int64_t left,
+                                             const Grid& g, int64_t sink) {
+    const ScratchArray<int64_t> at = s.filled(((y_hi - y_lo) * w + W - 1) / W * W, sink);
     for (int64_t y = y_lo; y < y_hi; ++y)
       for (int64_t x = 0; x < w; ++x) {
         const int64_t r = y * up_h + top, c = x * up_w + left;
@@ -287,15 +288,15 @@ struct DepthwiseStaging {
   struct Image {
     Grid g;
     int64_t first = 0, pixels = 0;  // the source pixels that land in the image
-    std::vector<float> data;
-    std::vector<int64_t> at;
-    Image(int64_t h, int64_t w, int64_t up_h, int64_t up_w, int64_t top, int64_t left,
-          const Grid& g)
-        : g(g), data((g.pixels() + 1) * W, 0.f) {
+    ScratchArray<float> data;
+    ScratchArray<int64_t> at;
+    Image(ScratchScope& s, int64_t h, int64_t w, int64_t up_h, int64_t up_w, int64_t top,
+          int64_t left, const Grid& g)
+        : g(g), data(s.filled((g.pixels() + 1) * W, 0.f)) {
       int64_t y_lo, y_hi;
       valid_output_range(top, up_h, g.rows, h, &y_lo, &y_hi);
       first = y_lo * w, pixels = (y_hi - y_lo) * w;
-      at = pixel_offsets(y_lo, y_hi, w, up_h, up_w, top, left, g, g.pixels() * W);
+      at = pixel_offsets(s, y_lo, y_hi, w, up_h, up_w, top, left, g, g.pixels() * W);
     }
     void load(const float* const* planes) {
       const float* rows[W];
@@ -315,12 +316,6 @@ struct DepthwiseStaging {
       for (int64_t t = 0; t < taps; ++t)
         w[(c / W * taps + t) * W + c % W] =
             weight[(c * every + first) * taps + (flip ? taps - 1 - t : t)];
-  }
-  static std::vector<float> pack_weights(const float* weight, int64_t channels, int64_t taps,
-                                         bool flip = false, int64_t first = 0, int64_t every = 1) {
-    std::vector<float> w((channels + W - 1) / W * taps * W);
-    pack_weights(weight, channels, taps, w.data(), flip, first, every);
-    return w;
   }
 
   // The forward's packed weights (DepthwiseKernels::pack_forward), the same for both memory
