@@ -16,7 +16,8 @@ namespace {
 using acc_t = double;
 
 // Packed forward weights: the weight in the layout's order (NCHW: (C*M, kH, kW); NHWC:
-// tap-major (kH, kW, C*M)), then the bias (zeros when there is none: 0 + x is x exactly).
+// tap-major (kH, kW, C*M)), then the bias (zeros when there is none: the sums started from zero
+// then too).
 template <typename T>
 int64_t packed_forward_size(const DepthwiseParams& p) {
   return p.out_channels() * (p.kernel_h * p.kernel_w + 1);

@@ -324,14 +324,17 @@ struct DepthwiseStaging {
   static int64_t packed_forward_size(const DepthwiseParams& p) {
     return (p.out_channels() + W - 1) / W * W * (p.kernel_h * p.kernel_w + 1);
   }
+  static int64_t packed_bias_offset(const DepthwiseParams& p) {
+    return (p.out_channels() + W - 1) / W * W * p.kernel_h * p.kernel_w;
+  }
   static const float* packed_bias(const DepthwiseParams& p, const float* packed) {
-    return packed + (p.out_channels() + W - 1) / W * W * p.kernel_h * p.kernel_w;
+    return packed + packed_bias_offset(p);
   }
   static void pack_forward(const DepthwiseParams& p, bool /*nhwc*/, const float* weight,
                            const float* bias, float* packed) {
     const int64_t cout = p.out_channels();
     pack_weights(weight, cout, p.kernel_h * p.kernel_w, packed);
-    float* b = packed + (packed_bias(p, packed) - packed);
+    float* b = packed + packed_bias_offset(p);
     std::fill(b, b + (cout + W - 1) / W * W, 0.f);
     if (bias) std::copy(bias, bias + cout, b);
   }

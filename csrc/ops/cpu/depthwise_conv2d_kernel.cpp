@@ -102,7 +102,7 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
     scalar_t* y = output.data_ptr<scalar_t>();
     const bool nhwc = fmt == kChannelsLast;
     const scalar_t* packed = pack_depthwise_forward(kernels, p, nhwc, weight, b);
-    // (`packed` is captured, not the thread's buffer it points into: the workers must not pack.)
+    // Packed here, once: the workers only read it (the buffer is this thread's).
     if (nhwc) {
       const at::Tensor x = input.contiguous(kChannelsLast);
       parallel_units(p.batch * p.out_h, p.out_w * p.out_channels() * taps,
