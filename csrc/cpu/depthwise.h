@@ -5,7 +5,8 @@
 // results do not depend on the thread count. Tensors are dense in the layout the name says.
 //   *_nchw: input (N, C, H, W), weight (C*M, kH, kW), output (N, C*M, Ho, Wo)
 //   *_nhwc: input (N, H, W, C), weight packed tap-major (kH, kW, C*M), output (N, Ho, Wo, C*M)
-// except the forward kernels, which read the weight and bias as pack_forward packed them.
+// except the forward and input-gradient kernels, which read the weight (and the forward's bias)
+// as pack_forward / pack_backward_input packed them.
 #pragma once
 #include "params.h"
 #include "policy.h"
@@ -28,11 +29,17 @@ struct DepthwiseKernels {
   // units: output rows n * Ho + oh
   void (*forward_nhwc)(const DepthwiseParams&, const T* input, const T* packed, T* output,
                        int64_t begin, int64_t end);
+  // The input gradient's weight (C*M, kH, kW), packed once per call into the layout this ISA's
+  // backward_input kernels read for the memory format: packed_backward_input_size floats, shared
+  // by every thread and, in the fused separable backward, by every band. Depends only on the
+  // channels, multiplier, kernel and stride, which a band's problem shares with its call.
+  int64_t (*packed_backward_input_size)(const DepthwiseParams&, bool nhwc);
+  void (*pack_backward_input)(const DepthwiseParams&, bool nhwc, const T* weight, T* packed);
   // units: input planes n * C + c
-  void (*backward_input_nchw)(const DepthwiseParams&, const T* grad_output, const T* weight,
+  void (*backward_input_nchw)(const DepthwiseParams&, const T* grad_output, const T* packed,
                               T* grad_input, int64_t begin, int64_t end);
   // units: input rows n * H + ih
-  void (*backward_input_nhwc)(const DepthwiseParams&, const T* grad_output, const T* weight_packed,
+  void (*backward_input_nhwc)(const DepthwiseParams&, const T* grad_output, const T* packed,
                               T* grad_input, int64_t begin, int64_t end);
   // units: output channels oc; sums over the whole batch in a fixed order
   void (*backward_weight_nchw)(const DepthwiseParams&, const T* grad_output, const T* input,

@@ -15,9 +15,17 @@ namespace {
 // its precision, as a fixed-order sum (bitwise reproducible).
 using acc_t = double;
 
-// Packed forward weights: the weight in the layout's order (NCHW: (C*M, kH, kW); NHWC:
-// tap-major (kH, kW, C*M)), then the bias (zeros when there is none: the sums started from zero
-// then too).
+// The weight (C*M, kH, kW) in the layout's order: NCHW as it is, NHWC tap-major (kH, kW, C*M).
+template <typename T>
+void pack_layout_order(const DepthwiseParams& p, bool nhwc, const T* weight, T* packed) {
+  const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
+  for (int64_t oc = 0; oc < cout; ++oc)
+    for (int64_t t = 0; t < taps; ++t)
+      packed[nhwc ? t * cout + oc : oc * taps + t] = weight[oc * taps + t];
+}
+
+// Packed forward weights: the weight in the layout's order, then the bias (zeros when there is
+// none: the sums started from zero then too).
 template <typename T>
 int64_t packed_forward_size(const DepthwiseParams& p) {
   return p.out_channels() * (p.kernel_h * p.kernel_w + 1);
@@ -26,10 +34,14 @@ int64_t packed_forward_size(const DepthwiseParams& p) {
 template <typename T>
 void pack_forward(const DepthwiseParams& p, bool nhwc, const T* weight, const T* bias, T* packed) {
   const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
-  for (int64_t oc = 0; oc < cout; ++oc)
-    for (int64_t t = 0; t < taps; ++t)
-      packed[nhwc ? t * cout + oc : oc * taps + t] = weight[oc * taps + t];
+  pack_layout_order(p, nhwc, weight, packed);
   for (int64_t oc = 0; oc < cout; ++oc) packed[cout * taps + oc] = bias ? bias[oc] : T(0);
+}
+
+// Packed input-gradient weights: the weight in the layout's order.
+template <typename T>
+int64_t packed_backward_input_size(const DepthwiseParams& p, bool /*nhwc*/) {
+  return p.out_channels() * p.kernel_h * p.kernel_w;
 }
 
 template <typename T>
@@ -135,7 +147,7 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* packed, T* 
 // whole input plane (all M output channels that read it), so there are no write races.
 template <typename T>
 void backward_input_nchw(const DepthwiseParams& p, const T* grad_output, const T* weight,
-                         T* grad_input, int64_t begin, int64_t end) {
+                         T* grad_input, int64_t begin, int64_t end) {  // weight: (C*M, kH, kW)
   const int64_t cout = p.out_channels(), taps = p.kernel_h * p.kernel_w;
   const TapRanges r(p);
   for (int64_t plane = begin; plane < end; ++plane) {
@@ -172,7 +184,7 @@ void backward_input_nchw(const DepthwiseParams& p, const T* grad_output, const T
 // of the input can be split across threads.
 template <typename T>
 void backward_input_nhwc(const DepthwiseParams& p, const T* grad_output, const T* weight_packed,
-                         T* grad_input, int64_t begin, int64_t end) {
+                         T* grad_input, int64_t begin, int64_t end) {  // (kH, kW, C*M)
   const int64_t cout = p.out_channels(), m = p.multiplier;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / p.in_h, ih = row % p.in_h;
@@ -270,10 +282,16 @@ void backward_weight_nhwc(const DepthwiseParams& p, const T* grad_output, const 
 
 template <typename T>
 const DepthwiseKernels<T>& depthwise_scalar_kernels() {
-  static const DepthwiseKernels<T> kernels = {packed_forward_size<T>,  pack_forward<T>,
-                                              forward_nchw<T>,         forward_nhwc<T>,
-                                              backward_input_nchw<T>,  backward_input_nhwc<T>,
-                                              backward_weight_nchw<T>, backward_weight_nhwc<T>};
+  static const DepthwiseKernels<T> kernels = {packed_forward_size<T>,
+                                              pack_forward<T>,
+                                              forward_nchw<T>,
+                                              forward_nhwc<T>,
+                                              packed_backward_input_size<T>,
+                                              pack_layout_order<T>,
+                                              backward_input_nchw<T>,
+                                              backward_input_nhwc<T>,
+                                              backward_weight_nchw<T>,
+                                              backward_weight_nhwc<T>};
   return kernels;
 }
 

@@ -44,9 +44,9 @@ struct SeparableWeights {
   // The depthwise weight and bias as DepthwiseKernels::pack_forward packed them for the layout,
   // once per call: every band's depthwise forward reads them.
   const T* depthwise_packed;
-  // The backward's depthwise weight: NCHW (C*M, kH, kW); NHWC tap-major (kH, kW, C*M). Unused
-  // (null) in the forward.
-  const T* depthwise;
+  // The depthwise weight as DepthwiseKernels::pack_backward_input packed it for the layout, once
+  // per call: every band's input gradient reads it. Unused (null) in the forward.
+  const T* depthwise_backward_input;
   const T* pointwise;       // NCHW: (Cout, C*M); NHWC: transposed (C*M, Cout)
   const T* pointwise_bias;  // (Cout) or null
 };

@@ -114,7 +114,8 @@ void separable_backward_nchw(const DepthwiseKernels<T>& dw, const PointwiseKerne
       T* gx = grad_input + n * C * in_px + r.in0 * p.in_w;
       const int64_t band_px = q.in_h * p.in_w;
       if (!one_band) dense.resize(std::max<size_t>(dense.size(), C * band_px));
-      dw.backward_input_nchw(q, buf.data(), w.depthwise, one_band ? gx : dense.data(), 0, C);
+      dw.backward_input_nchw(q, buf.data(), w.depthwise_backward_input,
+                             one_band ? gx : dense.data(), 0, C);
       if (!one_band)
         for (int64_t c = 0; c < C; ++c)
           std::copy(dense.data() + c * band_px, dense.data() + (c + 1) * band_px, gx + c * in_px);
@@ -170,7 +171,7 @@ void separable_backward_nhwc(const DepthwiseKernels<T>& dw, const PointwiseKerne
     pw.gemm(Gemm::row_major(px, mid, cout, cout, mid, mid), gy + r.mid0 * p.out_w * cout,
             w.pointwise, buf.data(), nullptr, nullptr);
     if (grad_input && r.in1 > r.in0)
-      dw.backward_input_nhwc(input_rows_problem(p, r), buf.data(), w.depthwise,
+      dw.backward_input_nhwc(input_rows_problem(p, r), buf.data(), w.depthwise_backward_input,
                              grad_input + (n * p.in_h + r.in0) * p.in_w * C, 0, r.in1 - r.in0);
     if (sums.depthwise) {
       const T* g_own = buf.data() + (r.own0 - r.mid0) * p.out_w * mid;

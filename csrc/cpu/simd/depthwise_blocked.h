@@ -167,11 +167,12 @@ struct DepthwiseBlocked {
   // each phase (a, b) runs its sub-kernel over it (as one long row while at most a quarter of
   // the pixels are dropped, as Plan) into its own region of an output buffer, and the
   // transpose back reads every input pixel from its phase's region (phases without taps from a
-  // zero pixel). A multiplier M > 1 adds the M output channels of a channel in M passes. Returns
-  // false, doing nothing, when the image does not fit kDepthwiseImageBytes or serves too few
-  // groups.
+  // zero pixel). A multiplier M > 1 adds the M output channels of a channel in M passes. A
+  // phase's taps depend on the padding, which differs between the fused separable backward's
+  // bands, so they are picked here from the call's packed (flipped) weights. Returns false,
+  // doing nothing, when the image does not fit kDepthwiseImageBytes or serves too few groups.
   static bool backward_input_phases(const DepthwiseParams& p, const float* grad_output,
-                                    const float* weight, float* grad_input, int64_t begin,
+                                    const float* packed, float* grad_input, int64_t begin,
                                     int64_t end) {
     int64_t top, bottom, left, right;
     const std::vector<PhaseAxis> ph =
@@ -231,18 +232,17 @@ struct DepthwiseBlocked {
     const ScratchArray<float> no_bias = scratch.filled(W, 0.f);
     const ScratchArray<const float*> kernel_rows =
         scratch.filled<const float*>(p.kernel_h, nullptr);
-    const ScratchArray<float> all = scratch.filled(blocks * taps * W, 0.f);
     typename Tiles::NhwcRow r;
     r.tail = nullptr, r.blocks = 1, r.cout = W, r.sw = 1, r.ring_plane = 0, r.bias = no_bias.data();
     for (int64_t k = 0; k < M; ++k) {
-      Staging::pack_weights(weight, C, taps, all.data(), false, k, M);
+      const float* flipped = Staging::input_grad_weights(p, packed, k);
       for (Phase& f : phases) {
         const int64_t n_taps = static_cast<int64_t>(f.h->taps.size() * f.w->taps.size());
         for (int64_t blk = 0; blk < blocks; ++blk) {
           int64_t t = 0;
           for (int64_t i : f.h->taps)
             for (int64_t j : f.w->taps)
-              std::copy_n(all.begin() + (blk * taps + i * p.kernel_w + j) * W, W,
+              std::copy_n(flipped + (blk * taps + taps - 1 - i * p.kernel_w - j) * W, W,
                           f.weights.begin() + (blk * n_taps + t++) * W);
         }
       }
@@ -281,25 +281,21 @@ struct DepthwiseBlocked {
   // when grad_output's planes fit an image. Otherwise the input gradient as a correlation of
   // grad_output, upsampled by the stride, with the flipped kernel (see
   // DepthwiseStaging::transposed); a multiplier M > 1 adds the M output channels of a channel in
-  // M passes.
+  // M passes. `packed` as Staging::pack_backward_input.
   static void backward_input_nchw(const DepthwiseParams& p, const float* grad_output,
-                                  const float* weight, float* grad_input, int64_t begin,
+                                  const float* packed, float* grad_input, int64_t begin,
                                   int64_t end) {
     if ((p.stride_h > 1 || p.stride_w > 1) &&
-        backward_input_phases(p, grad_output, weight, grad_input, begin, end))
+        backward_input_phases(p, grad_output, packed, grad_input, begin, end))
       return;
     const DepthwiseParams q = Staging::transposed(p);
     const int64_t M = p.multiplier, cout = p.out_channels(), out_plane = p.out_h * p.out_w;
-    const int64_t taps = p.kernel_h * p.kernel_w;
-    ScratchScope scratch;
-    const ScratchArray<float> w = scratch.filled((p.channels + W - 1) / W * taps * W, 0.f);
     for (int64_t k = 0; k < M; ++k) {
-      Staging::pack_weights(weight, p.channels, taps, w.data(), true, k, M);
       const auto src = [&](int64_t n, int64_t c) {
         return grad_output + (n * cout + c * M + k) * out_plane;
       };
-      correlate(q, p.stride_h, p.stride_w, p.out_h, p.out_w, p.channels, src, w.data(), nullptr,
-                grad_input, k > 0, begin, end);
+      correlate(q, p.stride_h, p.stride_w, p.out_h, p.out_w, p.channels, src,
+                Staging::input_grad_weights(p, packed, k), nullptr, grad_input, k > 0, begin, end);
     }
   }
 

@@ -131,29 +131,21 @@ struct DepthwiseNhwc {
   }
 
   // NHWC input gradient: each input pixel gathers the output pixels whose window covered it,
-  // channels along the vector.
+  // channels along the vector. `packed` as Staging::pack_backward_input.
   static void backward_input_nhwc(const DepthwiseParams& p, const float* grad_output,
-                                  const float* weight_packed, float* grad_input, int64_t begin,
+                                  const float* packed, float* grad_input, int64_t begin,
                                   int64_t end) {
+    if (Staging::nhwc_input_grad_is_forward(p))  // the forward kernel on the flipped taps
+      return forward_nhwc(Staging::transposed(p), grad_output, packed, grad_input, begin, end);
     const int64_t C = p.channels, M = p.multiplier, cout = p.out_channels();
-    const int64_t taps = p.kernel_h * p.kernel_w;
     ScratchScope scratch;
-    if (M == 1 && p.stride_h == 1 && p.stride_w == 1) {  // the forward kernel on the flipped taps
-      // Packed as Staging::pack_forward packs the flipped kernel, from the tap-major weight.
-      const ScratchArray<float> packed = scratch.filled(Staging::packed_forward_size(p), 0.f);
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t c = 0; c < C; ++c)
-          packed[(c / W * taps + t) * W + c % W] = weight_packed[(taps - 1 - t) * C + c];
-      return forward_nhwc(Staging::transposed(p), grad_output, packed.data(), grad_input, begin,
-                          end);
-    }
     // Strided, or a multiplier: a gather. Each input pixel sums weight x gradient over the taps
     // (i, j) whose output pixel exists; the taps of a column depend on its phase (iw + pad_left
     // - j * dilation must be a multiple of the stride): listed once per call. (A scatter from
     // the output pixels read-modify-wrote overlapping columns back to back; a register per
     // channel vector with the taps innermost spent its time in loop setup: 1.5 taps per column
-    // at 3x3.) A multiplier M > 1 sums the M output channels c * M + k of channel c: weights
-    // and grad_output rows are permuted to (k, c) order, so that channel c of each k is a
+    // at 3x3.) A multiplier M > 1 sums the M output channels c * M + k of channel c: the packed
+    // weights and the grad_output rows are in (k, c) order, so that channel c of each k is a
     // contiguous vector lane; the permuted rows are kept in a ring, one slot per row that an
     // input row reads (the rows of one input row are distinct modulo `span`).
     const int64_t kw = p.kernel_w;
@@ -172,19 +164,11 @@ struct DepthwiseNhwc {
     }
     col_start[p.in_w] = listed;
     const int64_t row_floats = p.out_w * cout;
-    const float* weights = weight_packed;
+    const float* weights = packed;  // (kH, kW, M, C)
     const int64_t span = (p.kernel_h - 1) * p.dilation_h / p.stride_h + 1;
     const ScratchArray<int64_t> held = scratch.filled(span, int64_t{-1});
-    // Multiplier > 1: the weights and the ring of grad_output rows in (k, c) order.
-    const ScratchArray<float> weights_kc = scratch.filled(M > 1 ? taps * cout : 0, 0.f);
+    // Multiplier > 1: the ring of grad_output rows in (k, c) order.
     const ScratchArray<float> ring = scratch.filled(M > 1 ? span * row_floats : 0, 0.f);
-    if (M > 1) {
-      for (int64_t t = 0; t < taps; ++t)
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t k = 0; k < M; ++k)
-            weights_kc[t * cout + k * C + c] = weight_packed[t * cout + c * M + k];
-      weights = weights_kc.data();
-    }
     const auto gy_row = [&](int64_t row) -> const float* {  // row: n * out_h + oh
       const float* src = grad_output + row * row_floats;
       if (M == 1) return src;

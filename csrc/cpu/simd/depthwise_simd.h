@@ -27,10 +27,16 @@ struct DepthwiseSimd {
     using Nchw = DepthwiseBlocked<V>;
     using Nhwc = DepthwiseNhwc<V>;
     using Staging = DepthwiseStaging<V>;
-    static const DepthwiseKernels<float> k = {
-        Staging::packed_forward_size, Staging::pack_forward,     Nchw::forward_nchw,
-        Nhwc::forward_nhwc,           Nchw::backward_input_nchw, Nhwc::backward_input_nhwc,
-        Nchw::backward_weight_nchw,   Nhwc::backward_weight_nhwc};
+    static const DepthwiseKernels<float> k = {Staging::packed_forward_size,
+                                              Staging::pack_forward,
+                                              Nchw::forward_nchw,
+                                              Nhwc::forward_nhwc,
+                                              Staging::packed_backward_input_size,
+                                              Staging::pack_backward_input,
+                                              Nchw::backward_input_nchw,
+                                              Nhwc::backward_input_nhwc,
+                                              Nchw::backward_weight_nchw,
+                                              Nhwc::backward_weight_nhwc};
     return k;
   }
 };

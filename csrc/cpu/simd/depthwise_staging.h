@@ -338,6 +338,43 @@ struct DepthwiseStaging {
     std::fill(b, b + (cout + W - 1) / W * W, 0.f);
     if (bias) std::copy(bias, bias + cout, b);
   }
+
+  // The input gradient's packed weights (DepthwiseKernels::pack_backward_input). NCHW: for each
+  // multiplier index k, the flipped weights of output channels c * M + k as pack_weights packs
+  // them (input_grad_weights(p, packed, k)). NHWC at multiplier 1 and stride 1, where the input
+  // gradient is the forward on the flipped kernel: as pack_forward packs that kernel, with zero
+  // bias. Other NHWC: tap-major with the M output channels of a channel in (k, c) order,
+  // (kH, kW, M, C), so that channel c of each k is a contiguous vector lane.
+  static bool nhwc_input_grad_is_forward(const DepthwiseParams& p) {
+    return p.multiplier == 1 && p.stride_h == 1 && p.stride_w == 1;
+  }
+  static int64_t input_grad_pass_size(const DepthwiseParams& p) {  // NCHW, per k
+    return (p.channels + W - 1) / W * W * p.kernel_h * p.kernel_w;
+  }
+  static int64_t packed_backward_input_size(const DepthwiseParams& p, bool nhwc) {
+    if (!nhwc) return p.multiplier * input_grad_pass_size(p);
+    return nhwc_input_grad_is_forward(p) ? packed_forward_size(p)
+                                         : p.kernel_h * p.kernel_w * p.out_channels();
+  }
+  static const float* input_grad_weights(const DepthwiseParams& p, const float* packed, int64_t k) {
+    return packed + k * input_grad_pass_size(p);
+  }
+  static void pack_backward_input(const DepthwiseParams& p, bool nhwc, const float* weight,
+                                  float* packed) {
+    const int64_t C = p.channels, M = p.multiplier, taps = p.kernel_h * p.kernel_w;
+    if (!nhwc) {
+      for (int64_t k = 0; k < M; ++k)
+        pack_weights(weight, C, taps, packed + k * input_grad_pass_size(p), true, k, M);
+    } else if (nhwc_input_grad_is_forward(p)) {
+      pack_weights(weight, C, taps, packed, true);
+      std::fill(packed + packed_bias_offset(p), packed + packed_forward_size(p), 0.f);
+    } else {
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t k = 0; k < M; ++k)
+          for (int64_t c = 0; c < C; ++c)
+            packed[(t * M + k) * C + c] = weight[(c * M + k) * taps + t];
+    }
+  }
 };
 
 }  // namespace cpu

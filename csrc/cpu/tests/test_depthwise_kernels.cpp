@@ -67,9 +67,6 @@ void check_case(const char* isa, const DepthwiseKernels<float>& test, const Case
   const int64_t in_size = k.n * k.c * k.h * k.w, out_size = k.n * cout * p.out_h * p.out_w;
   const auto x = random_vector(in_size), w = random_vector(cout * taps), b = random_vector(cout);
   const auto gy = random_vector(out_size);
-  std::vector<float> w_packed(cout * taps);  // (kH, kW, C*M)
-  for (int64_t oc = 0; oc < cout; ++oc)
-    for (int64_t t = 0; t < taps; ++t) w_packed[t * cout + oc] = w[oc * taps + t];
   const double window = double(taps) * k.m, plane = double(k.n) * p.out_h * p.out_w;
 
   auto run = [&](auto kernel, int64_t units, std::vector<float>& out, auto... args) {
@@ -92,11 +89,14 @@ void check_case(const char* isa, const DepthwiseKernels<float>& test, const Case
     expect_close(isa, "forward_nhwc", k, got, want, window);
   }
   std::vector<float> got(in_size), want(in_size);
-  run(test.backward_input_nchw, k.n * k.c, got, gy.data(), w.data());
-  run(ref.backward_input_nchw, k.n * k.c, want, gy.data(), w.data());
+  const auto packed = [&](const DepthwiseKernels<float>& kernels, bool nhwc) {
+    return sepconv::test::packed_depthwise_backward_input(kernels, p, nhwc, w.data());
+  };
+  run(test.backward_input_nchw, k.n * k.c, got, gy.data(), packed(test, false).data());
+  run(ref.backward_input_nchw, k.n * k.c, want, gy.data(), packed(ref, false).data());
   expect_close(isa, "backward_input_nchw", k, got, want, window);
-  run(test.backward_input_nhwc, k.n * k.h, got, gy.data(), w_packed.data());
-  run(ref.backward_input_nhwc, k.n * k.h, want, gy.data(), w_packed.data());
+  run(test.backward_input_nhwc, k.n * k.h, got, gy.data(), packed(test, true).data());
+  run(ref.backward_input_nhwc, k.n * k.h, want, gy.data(), packed(ref, true).data());
   expect_close(isa, "backward_input_nhwc", k, got, want, window);
   std::vector<float> gw(cout * taps), gw_ref(cout * taps);
   run(test.backward_weight_nchw, cout, gw, gy.data(), x.data());

@@ -68,7 +68,7 @@ void check(const char* isa, const DepthwiseKernels<T>& dw, const PointwiseKernel
                       pointwise_nchw_units(pp));
   const auto want_nhwc = sepconv::test::to_nhwc(want, p.batch, cout, out_px);
 
-  // NHWC operands: input, tap-major depthwise weight, transposed pointwise weight.
+  // NHWC operands: input, transposed pointwise weight.
   const auto x_nhwc = sepconv::test::to_nhwc(x, p.batch, p.channels, in_px);
   const auto w_pw_t = sepconv::test::to_nhwc(w_pw, 1, cout, mid);
   // The fused kernels' depthwise weights, as the op packs them: once per call, for every band.
@@ -137,7 +137,10 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
       sepconv::test::packed_pointwise_weight(pw_ref, pp_t, false, w_pw_t.data(), cout, 1);
   pw_ref.forward_nchw(pp_t, gy.data(), w_pw_t_packed.data(), nullptr, gmid.data(), 0,
                       pointwise_nchw_units(pp_t));
-  dw_ref.backward_input_nchw(p, gmid.data(), w_dw.data(), want_gx.data(), 0, p.batch * C);
+  const auto dw_ref_backward =
+      sepconv::test::packed_depthwise_backward_input(dw_ref, p, false, w_dw.data());
+  dw_ref.backward_input_nchw(p, gmid.data(), dw_ref_backward.data(), want_gx.data(), 0,
+                             p.batch * C);
   dw_ref.backward_weight_nchw(p, gmid.data(), x.data(), want_gdw.data(), 0, mid);
   for (int64_t n = 0; n < p.batch; ++n)
     for (int64_t oc = 0; oc < mid; ++oc)
@@ -145,13 +148,17 @@ void check_backward(const char* isa, const DepthwiseKernels<T>& dw, const Pointw
 
   const auto x_nhwc = sepconv::test::to_nhwc(x, p.batch, C, in_px);
   const auto gy_nhwc = sepconv::test::to_nhwc(gy, p.batch, cout, out_px);
-  const auto w_dw_packed = sepconv::test::to_nhwc(w_dw, 1, mid, taps);
+  // The depthwise weights as the op packs them: once per call, for every band.
   const auto dw_nchw =
       sepconv::test::packed_depthwise_forward(dw, p, false, w_dw.data(), b_dw.data());
   const auto dw_nhwc =
       sepconv::test::packed_depthwise_forward(dw, p, true, w_dw.data(), b_dw.data());
-  const SeparableWeights<T> nchw_w{dw_nchw.data(), w_dw.data(), w_pw_t.data(), nullptr};
-  const SeparableWeights<T> nhwc_w{dw_nhwc.data(), w_dw_packed.data(), w_pw.data(), nullptr};
+  const auto dw_nchw_backward =
+      sepconv::test::packed_depthwise_backward_input(dw, p, false, w_dw.data());
+  const auto dw_nhwc_backward =
+      sepconv::test::packed_depthwise_backward_input(dw, p, true, w_dw.data());
+  const SeparableWeights<T> nchw_w{dw_nchw.data(), dw_nchw_backward.data(), w_pw_t.data(), nullptr};
+  const SeparableWeights<T> nhwc_w{dw_nhwc.data(), dw_nhwc_backward.data(), w_pw.data(), nullptr};
   const std::vector<T> want_gx_nhwc = sepconv::test::to_nhwc(want_gx, p.batch, C, in_px);
   const std::vector<T> want_gdw_packed = sepconv::test::to_nhwc(want_gdw, 1, mid, taps);
 

@@ -60,6 +60,16 @@ std::vector<T> packed_depthwise_forward(const cpu::DepthwiseKernels<T>& kernels,
   return packed;
 }
 
+// The depthwise input gradient's weight (C*M, kH, kW) as `kernels` packs it.
+template <typename T>
+std::vector<T> packed_depthwise_backward_input(const cpu::DepthwiseKernels<T>& kernels,
+                                               const cpu::DepthwiseParams& p, bool nhwc,
+                                               const T* w) {
+  std::vector<T> packed(kernels.packed_backward_input_size(p, nhwc));
+  kernels.pack_backward_input(p, nhwc, w, packed.data());
+  return packed;
+}
+
 // The pointwise weight gradient (Cout, Cin) through `kernels`, split for `threads` threads
 // (csrc/cpu/pointwise.h), its units run in two calls as two threads would, then folded. Every
 // element of the result that no unit writes stays NaN.

@@ -9,10 +9,6 @@
 
 namespace sepconv {
 
-// Depthwise weight (C*M, 1, kH, kW) -> (kH, kW, C*M), the NHWC kernels' layout: they read one
-// tap across all channels.
-at::Tensor pack_weight_tap_major(const at::Tensor& weight);
-
 // The depthwise forward's weight (C*M, 1, kH, kW) and bias (undefined: none) packed once per
 // call for `kernels` (DepthwiseKernels::pack_forward), read by every thread and band. The buffer
 // is the calling thread's, kept between calls (a fresh one of a megabyte or more comes from mmap
@@ -25,6 +21,18 @@ const T* pack_depthwise_forward(const cpu::DepthwiseKernels<T>& kernels,
   packed.resize(kernels.packed_forward_size(p));
   kernels.pack_forward(p, nhwc, weight.contiguous().const_data_ptr<T>(),
                        bias.defined() ? bias.const_data_ptr<T>() : nullptr, packed.data());
+  return packed.data();
+}
+
+// The same for the input gradient's weight (DepthwiseKernels::pack_backward_input), in a buffer
+// of its own: the fused separable backward holds both packings at once.
+template <typename T>
+const T* pack_depthwise_backward_input(const cpu::DepthwiseKernels<T>& kernels,
+                                       const cpu::DepthwiseParams& p, bool nhwc,
+                                       const at::Tensor& weight) {
+  thread_local std::vector<T> packed;
+  packed.resize(kernels.packed_backward_input_size(p, nhwc));
+  kernels.pack_backward_input(p, nhwc, weight.contiguous().const_data_ptr<T>(), packed.data());
   return packed.data();
 }
 

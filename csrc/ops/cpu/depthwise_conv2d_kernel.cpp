@@ -27,21 +27,20 @@ at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weigh
   AT_DISPATCH_FLOATING_TYPES(grad_output.scalar_type(), "depthwise_backward_input_cpu", [&] {
     const auto& kernels = cpu::depthwise_kernels<scalar_t>();
     scalar_t* gx = grad_input.data_ptr<scalar_t>();
-    if (fmt == kChannelsLast) {
+    const bool nhwc = fmt == kChannelsLast;
+    // Packed here, once: the workers only read it (the buffer is this thread's).
+    const scalar_t* packed = pack_depthwise_backward_input(kernels, p, nhwc, weight);
+    if (nhwc) {
       const at::Tensor gy = grad_output.contiguous(kChannelsLast);
-      const at::Tensor w = pack_weight_tap_major(weight);
       parallel_units(p.batch * p.in_h, p.in_w * p.channels * taps, [&](int64_t b, int64_t e) {
-        kernels.backward_input_nhwc(p, gy.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                                    gx, b, e);
+        kernels.backward_input_nhwc(p, gy.const_data_ptr<scalar_t>(), packed, gx, b, e);
       });
     } else {
       const at::Tensor gy = grad_output.contiguous();
-      const at::Tensor w = weight.contiguous();
-      parallel_units(p.batch * p.channels, p.multiplier * p.out_h * p.out_w * taps,
-                     [&](int64_t b, int64_t e) {
-                       kernels.backward_input_nchw(p, gy.const_data_ptr<scalar_t>(),
-                                                   w.const_data_ptr<scalar_t>(), gx, b, e);
-                     });
+      parallel_units(
+          p.batch * p.channels, p.multiplier * p.out_h * p.out_w * taps, [&](int64_t b, int64_t e) {
+            kernels.backward_input_nchw(p, gy.const_data_ptr<scalar_t>(), packed, gx, b, e);
+          });
     }
   });
   return grad_input;
@@ -121,10 +120,6 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
 }
 
 }  // namespace
-
-at::Tensor pack_weight_tap_major(const at::Tensor& weight) {
-  return weight.permute({2, 3, 0, 1}).contiguous();
-}
 
 TORCH_LIBRARY_IMPL(sepconv, CPU, m) {
   m.impl("depthwise_conv2d", depthwise_conv2d_cpu);

@@ -54,8 +54,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
   } else {
     const at::Tensor x = input.contiguous(fmt);
     const at::Tensor gy = grad_output.contiguous(fmt);
-    const at::Tensor dw_w =
-        channels_last ? pack_weight_tap_major(depthwise_weight) : depthwise_weight.contiguous();
     const at::Tensor pw = pointwise_weight.reshape({cout, mid});
     const at::Tensor pw_w = channels_last ? pw.contiguous() : pw.t().contiguous();
     const at::Tensor dw_b = contiguous_if_given(depthwise_bias);
@@ -66,7 +64,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
       const scalar_t* dw_packed =
           want_pw ? pack_depthwise_forward(dwk, s.depthwise, channels_last, depthwise_weight, dw_b)
                   : nullptr;
-      const cpu::SeparableWeights<scalar_t> w{dw_packed, dw_w.const_data_ptr<scalar_t>(),
+      // Every band's input gradient reads it.
+      const scalar_t* dw_backward =
+          want_input
+              ? pack_depthwise_backward_input(dwk, s.depthwise, channels_last, depthwise_weight)
+              : nullptr;
+      const cpu::SeparableWeights<scalar_t> w{dw_packed, dw_backward,
                                               pw_w.const_data_ptr<scalar_t>(), nullptr};
       const auto kernel = channels_last ? cpu::separable_backward_nhwc<scalar_t>
                                         : cpu::separable_backward_nchw<scalar_t>;
