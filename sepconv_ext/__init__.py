@@ -9,6 +9,7 @@ import sepconv_ext._extension  # noqa: F401  (loads _C, which registers the oper
 from sepconv_ext._backend import backend_info, cpu_cache_info, empty_cpu_cache, set_cpu_isa
 from sepconv_ext.convert import convert
 from sepconv_ext.functional import depthwise_conv2d, pointwise_conv2d, separable_conv2d
+from sepconv_ext.inference import optimize_for_inference
 from sepconv_ext.modules import DepthwiseConv2d, PointwiseConv2d, SeparableConv2d
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ __all__ = [
     "cpu_cache_info",
     "depthwise_conv2d",
     "empty_cpu_cache",
+    "optimize_for_inference",
     "pointwise_conv2d",
     "separable_conv2d",
     "set_cpu_isa",

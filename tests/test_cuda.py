@@ -97,6 +97,10 @@ def test_every_op_has_a_cuda_kernel_when_compiled_with_cuda():
     # The separable backward's CUDA kernel is its composition of the ops above.
     if not torch._C._dispatch_has_computed_kernel_for_dispatch_key("sepconv::_separable_conv2d_backward", "CUDA"):
         missing.append("_separable_conv2d_backward")
+    # So do the inference ops' (the op, then ATen's activation).
+    for op in ("fused_depthwise_conv2d", "fused_pointwise_conv2d"):
+        if not torch._C._dispatch_has_computed_kernel_for_dispatch_key(f"sepconv::{op}", "CUDA"):
+            missing.append(op)
     assert not missing, f"no CUDA kernel registered for {missing}"
 
 
@@ -656,3 +660,25 @@ def test_runs_on_the_current_stream():
     s.synchronize()
     ref = F.conv2d(x.double(), w.double(), padding=1, groups=8)  # float64: no TF32 in the reference
     check(y, ref, torch.float32, "on a side stream", reduction=9)
+
+
+# --------------------------------------------------------------------------- inference ops
+@requires_cuda
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("activation", ["none", "relu", "hardtanh", "hardswish", "silu", "gelu"])
+def test_fused_inference_ops_match_cpu(layout, activation):
+    # CUDA runs the composition (the op, then ATen's activation); CPU the fused kernels.
+    fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
+    lo, hi = (0.0, 6.0) if activation == "hardtanh" else (0.0, 0.0)
+    x = torch.randn(2, 24, 15, 13, dtype=torch.float64).contiguous(memory_format=fmt)
+    dw, db = torch.randn(48, 1, 3, 3, dtype=torch.float64), torch.randn(48, dtype=torch.float64)
+    pw, pb = torch.randn(16, 48, 1, 1, dtype=torch.float64), torch.randn(16, dtype=torch.float64)
+    geometry = ([2, 1], [1, 1, 0, 2], [1, 2])
+    outputs = []
+    for device in ("cpu", "cuda"):
+        y = torch.ops.sepconv.fused_depthwise_conv2d(
+            x.to(device), dw.to(device), db.to(device), *geometry, activation, lo, hi
+        )
+        outputs.append(torch.ops.sepconv.fused_pointwise_conv2d(y, pw.to(device), pb.to(device), activation, lo, hi))
+    assert outputs[1].is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(outputs[1].cpu(), outputs[0], atol=1e-10, rtol=1e-9)

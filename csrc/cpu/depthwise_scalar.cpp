@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "activation.h"
 #include "depthwise.h"
 
 namespace sepconv {
@@ -74,6 +75,7 @@ void forward_nchw(const DepthwiseParams& p, const T* input, const T* packed, T* 
           }
         }
       }
+      activate_span(yrow, p.out_w, p.activation);
     }
   }
 }
@@ -139,6 +141,7 @@ void forward_nhwc(const DepthwiseParams& p, const T* input, const T* packed, T* 
               for (int64_t k = 0; k < m; ++k) y[c * m + k] += w[c * m + k] * x[c];
           }
       }
+      activate_span(y, cout, p.activation);
     }
   }
 }

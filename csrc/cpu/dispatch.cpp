@@ -30,13 +30,15 @@ bool has_avx2() {
 // Best first; scalar must stay last.
 const CpuKernelTable kTable[] = {
 #if defined(__x86_64__) || defined(_M_X64)
-    {"avx512", has_avx512, depthwise_avx512_kernels, pointwise_avx512_kernels},
-    {"avx2", has_avx2, depthwise_avx2_kernels, pointwise_avx2_kernels},
+    {"avx512", has_avx512, depthwise_avx512_kernels, pointwise_avx512_kernels,
+     activate_span_avx512},
+    {"avx2", has_avx2, depthwise_avx2_kernels, pointwise_avx2_kernels, activate_span_avx2},
 #endif
 #if defined(__aarch64__)
-    {"neon", always, depthwise_neon_kernels, pointwise_neon_kernels},
+    {"neon", always, depthwise_neon_kernels, pointwise_neon_kernels, activate_span_neon},
 #endif
-    {"scalar", always, depthwise_scalar_kernels<float>, pointwise_scalar_kernels<float>},
+    {"scalar", always, depthwise_scalar_kernels<float>, pointwise_scalar_kernels<float>,
+     activate_span<float>},
 };
 constexpr int kRows = sizeof(kTable) / sizeof(kTable[0]);
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "activation.h"
 #include "depthwise.h"
 #include "pointwise.h"
 
@@ -16,6 +17,7 @@ struct CpuKernelTable {
   bool (*cpu_supports)();  // can this CPU execute it?
   const DepthwiseKernels<float>& (*depthwise_f32)();
   const PointwiseKernels<float>& (*pointwise_f32)();
+  ActivationSpanFn activate_f32;  // the forward kernels' epilogue on its own, for the tests
 };
 
 // Names of the ISAs compiled into this build that this CPU can run, best first.

@@ -23,19 +23,28 @@
 #include <algorithm>
 #include <vector>
 
+#include "activation.h"
 #include "pointwise.h"
 
 namespace sepconv {
 namespace cpu {
 
-// How a tile is written: C = AB + bias (first depth block), or C += AB (later ones). The bias
-// pointers are already offset to the tile's first row / column.
+// How a tile is written: C = AB + bias (first depth block), or C += AB (later ones), then
+// C = act(C) (the last depth block, when there is an activation; the tile's own registers on
+// SIMD). The bias pointers are already offset to the tile's first row / column.
 template <typename T>
 struct Epilogue {
   bool accumulate;
   const T* row_bias;
   const T* col_bias;
+  const Activation* act = nullptr;  // null: none
 };
+
+// The activation of the depth block [p0, p0 + kc) of a depth k: only the last one applies it.
+inline const Activation* last_block_activation(const Activation& a, int64_t p0, int64_t kc,
+                                               int64_t k) {
+  return a.none() || p0 + kc < k ? nullptr : &a;
+}
 
 // Where the register tile reads its operands: A(i, p) = a[i * rs + p * cs] (packed: rs 1, cs MR;
 // in place: rs lda, cs 1) and B(p, j) = b[p * rs + j] (packed: rs = panel width).
@@ -125,11 +134,12 @@ template <typename T>
 void fill_bias(const Gemm& g, T* c, const T* row_bias, const T* col_bias) {
   for (int64_t i = 0; i < g.m; ++i)
     for (int64_t j = 0; j < g.n; ++j)
-      c[i * g.ldc + j] = (row_bias ? row_bias[i] : T(0)) + (col_bias ? col_bias[j] : T(0));
+      c[i * g.ldc + j] =
+          activate((row_bias ? row_bias[i] : T(0)) + (col_bias ? col_bias[j] : T(0)), g.activation);
 }
 
-// C = A * B + row_bias (per row) + col_bias (per column); either bias may be null.
-// `accumulate`: C += A * B.
+// C = act(A * B + row_bias (per row) + col_bias (per column)), act = g.activation; either bias
+// may be null. `accumulate`: C += A * B (no activation).
 template <class Tile, typename T>
 void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias, const T* col_bias,
                   bool accumulate = false) {
@@ -179,8 +189,10 @@ void gemm_blocked(const Gemm& g, const T* a, const T* b, T* c, const T* row_bias
           const PanelA<T> ap = ir < packed_from
                                    ? PanelA<T>{a + i * g.a_rs + pc * g.a_cs, g.a_rs, g.a_cs}
                                    : PanelA<T>{a_block + (ir - packed_from) * kc, 1, MR};
-          const Epilogue<T> e{!first, first && row_bias ? row_bias + i : nullptr,
-                              first && col_bias ? col_bias + j : nullptr};
+          const Epilogue<T> e{
+              !first, first && row_bias ? row_bias + i : nullptr,
+              first && col_bias ? col_bias + j : nullptr,
+              accumulate ? nullptr : last_block_activation(g.activation, pc, kc, g.k)};
           run_tile<Tile>(panel_width<Tile>(nr), kc, ap, bp, c + i * g.ldc + j, g.ldc, mr, nr, e);
         };
         if (kc * nc * int64_t(sizeof(T)) <= kGemmRowOrderBytes) {
@@ -224,6 +236,7 @@ void store_tile(const T* tile, int64_t nrp, T* c, int64_t ldc, int64_t mr, int64
       out = e.accumulate
                 ? out + v
                 : v + (e.row_bias ? e.row_bias[i] : T(0)) + (e.col_bias ? e.col_bias[j] : T(0));
+      if (e.act) out = activate(out, *e.act);
     }
 }
 
@@ -296,7 +309,8 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
       pack_b<Tile>(g, input + n * cin * P + p0, pc, kc, 0, nc, x_pack.data());
       for (int64_t ir = 0; ir < mc; ir += MR) {
         const PanelA<T> a{weight_packed + (o0 + ir) * cin + pc * MR, 1, MR};
-        const Epilogue<T> e{pc > 0, pc == 0 && bias ? bias + o0 + ir : nullptr, nullptr};
+        const Epilogue<T> e{pc > 0, pc == 0 && bias ? bias + o0 + ir : nullptr, nullptr,
+                            last_block_activation(p.activation, pc, kc, cin)};
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
           const PanelB<T> b{x_pack.data() + jr * kc, panel_width<Tile>(nr)};
@@ -315,8 +329,8 @@ void pointwise_forward_nchw(const PointwiseParams& p, const T* input, const T* w
 // in columns, so each weight panel stays in L1 while a column of tiles uses it.
 template <class Tile, typename T>
 void pointwise_forward_nhwc_block(int64_t cin, int64_t cout, int64_t ldc, const T* input,
-                                  const T* weight_packed, const T* bias, T* output, int64_t begin,
-                                  int64_t end) {
+                                  const T* weight_packed, const T* bias, const Activation& act,
+                                  T* output, int64_t begin, int64_t end) {
   constexpr int64_t MR = Tile::MR, NR = Tile::NR;
   alignas(64) T rows[MR * kGemmKc];
   for (int64_t ic = begin; ic < end; ic += kGemmMc) {
@@ -333,7 +347,8 @@ void pointwise_forward_nhwc_block(int64_t cin, int64_t cout, int64_t ldc, const 
         const PanelA<T> a =
             ir < full ? PanelA<T>{input + (ic + ir) * cin + pc, cin, 1} : PanelA<T>{rows, 1, MR};
         const PanelB<T> b{weight_packed + jr * cin + pc * width, width};
-        const Epilogue<T> e{pc > 0, nullptr, pc == 0 && bias ? bias + jr : nullptr};
+        const Epilogue<T> e{pc > 0, nullptr, pc == 0 && bias ? bias + jr : nullptr,
+                            last_block_activation(act, pc, kc, cin)};
         run_tile<Tile>(width, kc, a, b, output + (ic + ir) * ldc + jr, ldc, std::min(MR, mc - ir),
                        nr, e);
       };
@@ -353,7 +368,7 @@ template <class Tile, typename T>
 void pointwise_forward_nhwc(const PointwiseParams& p, const T* input, const T* weight_packed,
                             const T* bias, T* output, int64_t begin, int64_t end) {
   pointwise_forward_nhwc_block<Tile>(p.in_channels, p.out_channels, p.out_channels, input,
-                                     weight_packed, bias, output, begin, end);
+                                     weight_packed, bias, p.activation, output, begin, end);
 }
 
 // Units: blocks of kPointwiseColumnBlock output channels of the NHWC forward, every pixel.
@@ -376,7 +391,7 @@ void pointwise_forward_nhwc_columns(const PointwiseParams& p, const T* input, co
     packed.resize(std::max<size_t>(packed.size(), pointwise_packed_weight_size<Tile>(q, true)));
     pack_pointwise_weight<Tile, T>(q, true, w + j0 * rs, rs, cs, packed.data());
     pointwise_forward_nhwc_block<Tile>(p.in_channels, q.out_channels, cout, input, packed.data(),
-                                       bias ? bias + j0 : nullptr, output + j0, 0,
+                                       bias ? bias + j0 : nullptr, p.activation, output + j0, 0,
                                        p.batch * p.pixels);
   }
 }
@@ -391,7 +406,7 @@ void pointwise_forward_dot(const PointwiseParams& p, const T* input, const T* we
                            T* output, int64_t begin, int64_t end) {
   const int64_t m = p.batch * p.pixels, cin = p.in_channels;
   for (int64_t o = begin; o < end; ++o)
-    Tile::dot_rows(cin, input, m, weight + o * cin, bias ? bias[o] : T(0), output + o,
+    Tile::dot_rows(cin, input, m, weight + o * cin, bias ? bias[o] : T(0), p.activation, output + o,
                    p.out_channels);
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "activation.h"
 #include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
@@ -21,6 +22,7 @@
 #endif
 
 #include "simd/vec_avx2.h"
+#include "simd/activation_simd.h"
 #include "simd/depthwise_simd.h"
 #include "simd/pointwise_simd.h"
 
@@ -32,6 +34,9 @@ const DepthwiseKernels<float>& depthwise_avx2_kernels() {
 }
 const PointwiseKernels<float>& pointwise_avx2_kernels() {
   return PointwiseSimd<avx2::Vec>::kernels();
+}
+void activate_span_avx2(float* y, int64_t n, const Activation& a) {
+  ActivationSimd<avx2::Vec>::apply_span(y, n, a);
 }
 
 }  // namespace cpu

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "activation.h"
 #include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
@@ -25,6 +26,7 @@
 #endif
 
 #include "simd/vec_avx512.h"
+#include "simd/activation_simd.h"
 #include "simd/depthwise_simd.h"
 #include "simd/pointwise_simd.h"
 
@@ -36,6 +38,9 @@ const DepthwiseKernels<float>& depthwise_avx512_kernels() {
 }
 const PointwiseKernels<float>& pointwise_avx512_kernels() {
   return PointwiseSimd<avx512::Vec>::kernels();
+}
+void activate_span_avx512(float* y, int64_t n, const Activation& a) {
+  ActivationSimd<avx512::Vec>::apply_span(y, n, a);
 }
 
 }  // namespace cpu

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "activation.h"
 #include "depthwise.h"
 #include "gemm.h"
 #include "pointwise.h"
@@ -13,6 +14,7 @@
 
 #if defined(__aarch64__)
 #include "simd/vec_neon.h"
+#include "simd/activation_simd.h"
 #include "simd/depthwise_simd.h"
 #include "simd/pointwise_simd.h"
 
@@ -24,6 +26,9 @@ const DepthwiseKernels<float>& depthwise_neon_kernels() {
 }
 const PointwiseKernels<float>& pointwise_neon_kernels() {
   return PointwiseSimd<neon::Vec>::kernels();
+}
+void activate_span_neon(float* y, int64_t n, const Activation& a) {
+  ActivationSimd<neon::Vec>::apply_span(y, n, a);
 }
 
 }  // namespace cpu

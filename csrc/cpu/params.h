@@ -7,6 +7,17 @@
 namespace sepconv {
 namespace cpu {
 
+// The activation a forward kernel applies to its output, after the bias: the epilogue of the
+// inference ops (sepconv::fused_*), which fold BatchNorm into the weight and bias and fuse the
+// activation that follows. One description for every kernel: the portable definition is
+// activation.h, the vector one simd/activation_simd.h (one per ISA through its Vec).
+struct Activation {
+  enum Kind : int32_t { kNone, kRelu, kHardtanh, kHardswish, kHardsigmoid, kSigmoid, kSilu, kGelu };
+  Kind kind = kNone;
+  double min_val = 0, max_val = 0;  // kHardtanh's bounds (ReLU6: 0, 6); float32 rounds them
+  bool none() const { return kind == kNone; }
+};
+
 // Depthwise 2-D convolution: output channel oc reads input channel oc / multiplier.
 // Output size is computed once by the caller (csrc/ops/checks.h) and passed in, so the
 // microkernels never disagree with the shape the op reported.
@@ -20,6 +31,7 @@ struct DepthwiseParams {
   int64_t stride_h, stride_w;
   int64_t pad_top, pad_left;  // bottom/right padding is implied by out_h/out_w
   int64_t dilation_h, dilation_w;
+  Activation activation;  // forward only; the backward kernels ignore it
 
   int64_t out_channels() const { return channels * multiplier; }
 };
@@ -30,7 +42,8 @@ struct PointwiseParams {
   int64_t batch;
   int64_t in_channels;
   int64_t out_channels;
-  int64_t pixels;  // H * W
+  int64_t pixels;         // H * W
+  Activation activation;  // forward only
 };
 
 // One GEMM, C[m x n] = A[m x k] * B[k x n] (+ bias). A and B take any element strides (the
@@ -43,6 +56,7 @@ struct Gemm {
   int64_t b_rs, b_cs;  // B(p, j) = b[p * b_rs + j * b_cs]
   int64_t ldc;         // C(i, j) = c[i * ldc + j]
   int64_t k_seg = 0, a_seg = 0, b_seg = 0;
+  Activation activation = {};  // applied to C = AB + bias (not with accumulate)
 
   static Gemm row_major(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
     return {m, n, k, lda, 1, ldb, 1, ldc};

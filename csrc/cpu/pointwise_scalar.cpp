@@ -33,12 +33,13 @@ struct ScalarTile {
       for (int64_t j = 0; j < NR; ++j) d[c * NR + j] = w[j * rs + c];
   }
 
-  // y[i * ldy] = b + dot(x + i * k, w) for rows i < m.
-  static void dot_rows(int64_t k, const T* x, int64_t m, const T* w, T b, T* y, int64_t ldy) {
+  // y[i * ldy] = act(b + dot(x + i * k, w)) for rows i < m.
+  static void dot_rows(int64_t k, const T* x, int64_t m, const T* w, T b, const Activation& act,
+                       T* y, int64_t ldy) {
     for (int64_t i = 0; i < m; ++i) {
       T s = T(0);
       for (int64_t c = 0; c < k; ++c) s += x[i * k + c] * w[c];
-      y[i * ldy] = b + s;
+      y[i * ldy] = activate(b + s, act);
     }
   }
 };

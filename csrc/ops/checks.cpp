@@ -1,5 +1,8 @@
 #include "checks.h"
 
+#include <cmath>
+#include <string>
+
 #include <c10/core/SymBool.h>
 #include <c10/util/Exception.h>
 
@@ -210,6 +213,33 @@ at::MemoryFormat output_memory_format(const at::Tensor& like) {
   return like.suggest_memory_format() == at::MemoryFormat::ChannelsLast
              ? at::MemoryFormat::ChannelsLast
              : at::MemoryFormat::Contiguous;
+}
+
+namespace {
+constexpr const char* kActivationNames[] = {"none",        "relu",    "hardtanh", "hardswish",
+                                            "hardsigmoid", "sigmoid", "silu",     "gelu"};
+}  // namespace
+
+const char* activation_name(cpu::Activation::Kind kind) { return kActivationNames[kind]; }
+
+cpu::Activation check_activation(const char* op, std::string_view activation, double min_val,
+                                 double max_val) {
+  cpu::Activation a;
+  constexpr int kinds = sizeof(kActivationNames) / sizeof(kActivationNames[0]);
+  int kind = 0;
+  while (kind < kinds && activation != kActivationNames[kind]) ++kind;
+  TORCH_CHECK_VALUE(kind < kinds, op,
+                    ": expected activation 'none', 'relu', 'hardtanh', 'hardswish', "
+                    "'hardsigmoid', 'sigmoid', 'silu' or 'gelu', got '",
+                    std::string(activation), "'");
+  a.kind = static_cast<cpu::Activation::Kind>(kind);
+  if (a.kind == cpu::Activation::kHardtanh) {
+    TORCH_CHECK_VALUE(std::isfinite(min_val) && std::isfinite(max_val) && min_val <= max_val, op,
+                      ": expected hardtanh bounds min_val <= max_val, both finite, got min_val=",
+                      min_val, ", max_val=", max_val);
+    a.min_val = min_val, a.max_val = max_val;
+  }
+  return a;
 }
 
 }  // namespace sepconv

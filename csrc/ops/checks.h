@@ -7,7 +7,10 @@
 #include <c10/core/SymInt.h>
 
 #include <optional>
+#include <string_view>
 #include <vector>
+
+#include "../cpu/params.h"
 
 namespace sepconv {
 
@@ -54,6 +57,13 @@ void check_separable_backward(const char* op, const at::Tensor& grad_output,
                               const at::Tensor& pointwise_weight,
                               const std::optional<at::Tensor>& depthwise_bias,
                               const ConvGeometry& g);
+
+// The inference ops' activation argument: one of 'none', 'relu', 'hardtanh' (min_val <=
+// max_val, finite), 'hardswish', 'hardsigmoid', 'sigmoid', 'silu', 'gelu' (exact, erf).
+cpu::Activation check_activation(const char* op, std::string_view activation, double min_val,
+                                 double max_val);
+// The name check_activation reads for a kind.
+const char* activation_name(cpu::Activation::Kind kind);
 
 // Layout of an op's output: channels_last in -> channels_last out, anything else -> NCHW.
 at::MemoryFormat output_memory_format(const at::Tensor& like);

@@ -78,5 +78,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_back
                  padding, dilation, output_mask);
 }
 
+at::Tensor fused_depthwise_conv2d(const at::Tensor& input, const at::Tensor& weight, OptTensor bias,
+                                  Ints stride, Ints padding, Ints dilation,
+                                  c10::string_view activation, double min_val, double max_val) {
+  static const auto op =
+      handle<at::Tensor(const at::Tensor&, const at::Tensor&, OptTensor, Ints, Ints, Ints,
+                        c10::string_view, double, double)>("sepconv::fused_depthwise_conv2d");
+  return op.call(input, weight, bias, stride, padding, dilation, activation, min_val, max_val);
+}
+
+at::Tensor fused_pointwise_conv2d(const at::Tensor& input, const at::Tensor& weight, OptTensor bias,
+                                  c10::string_view activation, double min_val, double max_val) {
+  static const auto op =
+      handle<at::Tensor(const at::Tensor&, const at::Tensor&, OptTensor, c10::string_view, double,
+                        double)>("sepconv::fused_pointwise_conv2d");
+  return op.call(input, weight, bias, activation, min_val, max_val);
+}
+
 }  // namespace ops
 }  // namespace sepconv

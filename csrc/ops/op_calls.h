@@ -27,6 +27,13 @@ at::Tensor separable_conv2d(const at::Tensor& input, const at::Tensor& depthwise
                             const std::optional<at::Tensor>& depthwise_bias,
                             const std::optional<at::Tensor>& pointwise_bias, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation);
+at::Tensor fused_depthwise_conv2d(const at::Tensor& input, const at::Tensor& weight,
+                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                  at::IntArrayRef padding, at::IntArrayRef dilation,
+                                  c10::string_view activation, double min_val, double max_val);
+at::Tensor fused_pointwise_conv2d(const at::Tensor& input, const at::Tensor& weight,
+                                  const std::optional<at::Tensor>& bias,
+                                  c10::string_view activation, double min_val, double max_val);
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> separable_conv2d_backward(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& depthwise_weight,
     const at::Tensor& pointwise_weight, const std::optional<at::Tensor>& depthwise_bias,

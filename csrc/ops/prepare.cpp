@@ -48,8 +48,8 @@ at::Tensor contiguous_if_given(const std::optional<at::Tensor>& t) {
 DepthwiseForwardCall prepare_depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias,
                                                at::IntArrayRef stride, at::IntArrayRef padding,
-                                               at::IntArrayRef dilation, OutputAllocator allocate) {
-  const char* op = "sepconv::depthwise_conv2d";
+                                               at::IntArrayRef dilation, OutputAllocator allocate,
+                                               const char* op) {
   const auto g = check_geometry(op, stride, padding, dilation);
   const auto out_sym = check_depthwise_forward(op, input, weight, bias, g);
   const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
@@ -90,8 +90,8 @@ DepthwiseBackwardWeightCall prepare_depthwise_backward_weight(
 
 PointwiseForwardCall prepare_pointwise_forward(const at::Tensor& input, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias,
-                                               OutputAllocator allocate) {
-  const auto out_sym = check_pointwise_forward("sepconv::pointwise_conv2d", input, weight, bias);
+                                               OutputAllocator allocate, const char* op) {
+  const auto out_sym = check_pointwise_forward(op, input, weight, bias);
   const auto out_size = C10_AS_INTARRAYREF_SLOW(out_sym);
   PointwiseForwardCall call;
   call.format = output_memory_format(input);

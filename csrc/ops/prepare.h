@@ -32,10 +32,13 @@ struct DepthwiseForwardCall {
   cpu::DepthwiseParams params;  // valid when output is not empty
   at::Tensor bias;              // contiguous, or undefined
 };
+// `op` names the op in error messages (the inference op sepconv::fused_depthwise_conv2d runs
+// the same prologue).
 DepthwiseForwardCall prepare_depthwise_forward(const at::Tensor& input, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias,
                                                at::IntArrayRef stride, at::IntArrayRef padding,
-                                               at::IntArrayRef dilation, OutputAllocator allocate);
+                                               at::IntArrayRef dilation, OutputAllocator allocate,
+                                               const char* op = "sepconv::depthwise_conv2d");
 
 struct DepthwiseBackwardInputCall {
   at::Tensor grad_input;  // allocated in grad_output's layout; empty: nothing to compute
@@ -66,7 +69,8 @@ struct PointwiseForwardCall {
 };
 PointwiseForwardCall prepare_pointwise_forward(const at::Tensor& input, const at::Tensor& weight,
                                                const std::optional<at::Tensor>& bias,
-                                               OutputAllocator allocate);
+                                               OutputAllocator allocate,
+                                               const char* op = "sepconv::pointwise_conv2d");
 
 struct PointwiseBackwardWeightCall {
   at::Tensor grad_weight;   // (Cout, Cin), allocated with at::empty

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../policy.h"
+#include "activation_simd.h"
 #include "depthwise_staging.h"
 #include "depthwise_tiles.h"
 
@@ -43,7 +44,8 @@ struct DepthwiseBlocked {
   // The correlation of every output plane (units n * channels + c, planes of q.out_h x q.out_w)
   // with its weights: out (=|+=) bias + sum_taps w * src. src(n, c) is the source plane (h x w,
   // upsampled by up_h x up_w: the geometry q is that of the upsampled source), w_packed and
-  // b_packed (nullptr: no bias) as pack_weights.
+  // b_packed (nullptr: no bias) as pack_weights. q.activation is applied to the blocked output
+  // before it is transposed back (the forward; it must be none with `accumulate`).
   template <class PlaneOf>
   static void correlate(const DepthwiseParams& q, int64_t up_h, int64_t up_w, int64_t h, int64_t w,
                         int64_t channels, const PlaneOf& src, const float* w_packed,
@@ -89,6 +91,7 @@ struct DepthwiseBlocked {
           r.y = out.data() + plan.out.offset(call, 0) * W;
           Tiles::nhwc_passes(r, row_fn, kernel_rows.data(), 0, kh, weights);
         }
+        ActivationSimd<V>::apply_span(out.data(), plan.out.pixels() * W, q.activation);
         Staging::image_to_planes(out.data(), out_at.data(), out_plane, dst, accumulate);
       });
       return;
@@ -111,6 +114,7 @@ struct DepthwiseBlocked {
         valid_output_range(ih0, q.dilation_h, q.in_h, kh, &i_lo, &i_hi);
         for (int64_t i = i_lo; i < i_hi; ++i) kernel_rows[i] = ring.fetch(ih0 + i * q.dilation_h);
         Tiles::nhwc_passes(r, row_fn, kernel_rows.data(), i_lo, i_hi, weights);
+        ActivationSimd<V>::apply_span(out_row.data(), q.out_w * W, q.activation);
         float* row_dst[W];
         for (int64_t l = 0; l < W; ++l) row_dst[l] = dst[l] + oh * q.out_w;
         Staging::block_to_rows(out_row.data(), q.out_w, row_dst, out_plane - oh * q.out_w,

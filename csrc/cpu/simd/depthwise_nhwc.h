@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "../policy.h"
+#include "activation_simd.h"
 #include "depthwise_blocked.h"
 #include "depthwise_staging.h"
 #include "depthwise_tiles.h"
@@ -92,6 +93,7 @@ struct DepthwiseNhwc {
         for (int64_t ow = 0; ow < p.out_w; ++ow)
           std::copy(tail.data() + ow * W, tail.data() + ow * W + cout - full * W,
                     r.y + ow * cout + full * W);
+      ActivationSimd<V>::apply_span(r.y, p.out_w * cout, p.activation);  // the row is in L1/L2
     }
   }
 
@@ -127,6 +129,7 @@ struct DepthwiseNhwc {
         Tiles::nhwc_border_pixel(r, rows.data(), i_lo, i_hi, w, p.in_w, p.pad_left, ow);
       for (int64_t ow = hi; ow < p.out_w; ++ow)
         Tiles::nhwc_border_pixel(r, rows.data(), i_lo, i_hi, w, p.in_w, p.pad_left, ow);
+      ActivationSimd<V>::apply_span(r.y, p.out_w * C, p.activation);
     }
   }
 

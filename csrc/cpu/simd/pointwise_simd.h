@@ -3,6 +3,7 @@
 // the forward / weight-gradient kernels are gemm.h's.
 #pragma once
 #include "../gemm.h"
+#include "activation_simd.h"
 
 namespace sepconv {
 namespace cpu {
@@ -61,7 +62,8 @@ struct PointwiseSimd {
     }
   }
 
-  // out[0 .. n) = r + bias, or out += r (accumulate); n <= W, masked below W.
+  // out[0 .. n) = r + bias, or out += r (accumulate), then the activation, if any; n <= W,
+  // masked below W.
   static void store_acc(float* out, reg r, int64_t n, const Epilogue<float>& e, int64_t row,
                         int64_t col) {
     const bool full = n >= W;
@@ -72,6 +74,7 @@ struct PointwiseSimd {
       if (e.col_bias)
         r = V::add(r, full ? V::load(e.col_bias + col) : V::load(e.col_bias + col, n));
     }
+    if (e.act) r = ActivationSimd<V>::apply(r, *e.act);
     if (full)
       V::store(out, r);
     else
@@ -94,9 +97,9 @@ struct PointwiseSimd {
       for (int64_t j = 0; j < NR; ++j) d[c * NR + j] = w[j * rs + c];
   }
 
-  // y[i * ldy] = b + dot(x + i * k, w) for rows i < m: four rows share each load of w.
-  static void dot_rows(int64_t k, const float* x, int64_t m, const float* w, float b, float* y,
-                       int64_t ldy) {
+  // y[i * ldy] = act(b + dot(x + i * k, w)) for rows i < m: four rows share each load of w.
+  static void dot_rows(int64_t k, const float* x, int64_t m, const float* w, float b,
+                       const Activation& act, float* y, int64_t ldy) {
     constexpr int64_t R = 4;
     int64_t i = 0;
     for (; i + R <= m; i += R) {
@@ -111,14 +114,14 @@ struct PointwiseSimd {
         for (int64_t r = 0; r < R; ++r)
           acc[r] = V::fma(V::load(x + (i + r) * k + c, k - c), wv, acc[r]);
       }
-      for (int64_t r = 0; r < R; ++r) y[(i + r) * ldy] = b + V::sum(acc[r]);
+      for (int64_t r = 0; r < R; ++r) y[(i + r) * ldy] = activate(b + V::sum(acc[r]), act);
     }
     for (; i < m; ++i) {
       reg acc = V::zero();
       int64_t c = 0;
       for (; c + W <= k; c += W) acc = V::fma(V::load(x + i * k + c), V::load(w + c), acc);
       if (c < k) acc = V::fma(V::load(x + i * k + c, k - c), V::load(w + c, k - c), acc);
-      y[i * ldy] = b + V::sum(acc);
+      y[i * ldy] = activate(b + V::sum(acc), act);
     }
   }
 

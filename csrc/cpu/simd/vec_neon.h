@@ -29,6 +29,19 @@ struct Vec {
   }
   static reg fma(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }
   static reg add(reg a, reg b) { return vaddq_f32(a, b); }
+  // For the activations (activation_simd.h). max and min return NaN where either is NaN.
+  static reg sub(reg a, reg b) { return vsubq_f32(a, b); }
+  static reg mul(reg a, reg b) { return vmulq_f32(a, b); }
+  static reg div(reg a, reg b) { return vdivq_f32(a, b); }
+  static reg max(reg a, reg b) { return vmaxq_f32(a, b); }
+  static reg min(reg a, reg b) { return vminq_f32(a, b); }
+  static reg abs(reg a) { return vabsq_f32(a); }
+  static reg round(reg a) { return vrndnq_f32(a); }
+  // 2^n for integral n in [-126, 127].
+  static reg pow2(reg n) {
+    const int32x4_t e = vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127));
+    return vreinterpretq_f32_s32(vshlq_n_s32(e, 23));
+  }
   static float sum(reg v) { return vaddvq_f32(v); }
   // r[i][j] -> r[j][i]: the 4 x 4 matrix whose rows are r[0..3], transposed in registers.
   static void transpose(reg* r) {

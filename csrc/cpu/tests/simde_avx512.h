@@ -10,6 +10,14 @@
 #define SIMDE_ENABLE_NATIVE_ALIASES
 #include <simde/x86/avx512.h>
 
+// The rounding-control constants, which SIMDe 0.8.2's native aliases do not define.
+#ifndef _MM_FROUND_TO_NEAREST_INT
+#define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
+#endif
+#ifndef _MM_FROUND_NO_EXC
+#define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
+#endif
+
 namespace sepconv_simde_shims {
 
 inline simde__m512 maskz_loadu_ps(simde__mmask16 k, const void* p) {

@@ -60,9 +60,13 @@ void expect_close(const char* isa, const char* kernel, const Case& k, const std:
 
 // Runs every kernel of `test` and of the portable reference on one case. Work units are split
 // in two ranges to check that kernels honour [begin, end).
-void check_case(const char* isa, const DepthwiseKernels<float>& test, const Case& k) {
+void check_case(const char* isa, const DepthwiseKernels<float>& test, const Case& k,
+                int64_t index) {
   const auto& ref = sepconv::cpu::depthwise_scalar_kernels<float>();
   const DepthwiseParams p = params_of(k);
+  // The forward also with the case's activation (the inference ops' epilogue).
+  DepthwiseParams p_act = p;
+  p_act.activation = sepconv::test::activation_for(index);
   const int64_t cout = k.c * k.m, taps = k.kh * k.kw;
   const int64_t in_size = k.n * k.c * k.h * k.w, out_size = k.n * cout * p.out_h * p.out_w;
   const auto x = random_vector(in_size), w = random_vector(cout * taps), b = random_vector(cout);
@@ -87,6 +91,16 @@ void check_case(const char* isa, const DepthwiseKernels<float>& test, const Case
     run(test.forward_nhwc, k.n * p.out_h, got, x.data(), packed(test, true).data());
     run(ref.forward_nhwc, k.n * p.out_h, want, x.data(), packed(ref, true).data());
     expect_close(isa, "forward_nhwc", k, got, want, window);
+    const auto run_act = [&](auto kernel, int64_t units, std::vector<float>& out, const float* w) {
+      kernel(p_act, x.data(), w, out.data(), 0, units / 3);
+      kernel(p_act, x.data(), w, out.data(), units / 3, units);
+    };
+    run_act(test.forward_nchw, k.n * cout, got, packed(test, false).data());
+    run_act(ref.forward_nchw, k.n * cout, want, packed(ref, false).data());
+    expect_close(isa, "forward_nchw + activation", k, got, want, window);
+    run_act(test.forward_nhwc, k.n * p.out_h, got, packed(test, true).data());
+    run_act(ref.forward_nhwc, k.n * p.out_h, want, packed(ref, true).data());
+    expect_close(isa, "forward_nhwc + activation", k, got, want, window);
   }
   std::vector<float> got(in_size), want(in_size);
   const auto packed = [&](const DepthwiseKernels<float>& kernels, bool nhwc) {
@@ -198,9 +212,10 @@ int main() {
     for (const int64_t min_groups : settings) {
       const int before = failures;  // each line reports its own cases
       sepconv::cpu::depthwise_image_min_groups() = min_groups;
-      for (const Case& k : all)
-        if (valid(k)) check_case(isa.c_str(), kernels, k);
-      std::printf("%-7s %zu cases x 6 kernels%s: %s\n", isa.c_str(), all.size(),
+      for (size_t i = 0; i < all.size(); ++i)
+        if (valid(all[i])) check_case(isa.c_str(), kernels, all[i], int64_t(i));
+      std::printf("%-7s %zu cases x 6 kernels (+ forward activations)%s: %s\n", isa.c_str(),
+                  all.size(),
                   !simd        ? ""
                   : min_groups ? " (NCHW rows through the Ring)"
                                : " (NCHW whole-plane images)",

@@ -12,6 +12,7 @@
 #include "../dispatch.h"
 #include "test_util.h"
 
+using sepconv::cpu::activate;
 using sepconv::cpu::PointwiseKernels;
 using sepconv::cpu::PointwiseParams;
 
@@ -34,7 +35,7 @@ void expect_close(const char* isa, const char* kernel, const PointwiseParams& p,
   }
 }
 
-// Naive double-precision references, NCHW: y[n][o][q] = b[o] + sum_c w[o][c] x[n][c][q] and
+// Naive double-precision references, NCHW: y[n][o][q] = act(b[o] + sum_c w[o][c] x[n][c][q]) and
 // gw[o][c] = sum_{n,q} gy[n][o][q] x[n][c][q]; NHWC tensors are converted to and from NCHW.
 std::vector<float> naive_forward(const PointwiseParams& p, const std::vector<float>& x,
                                  const std::vector<float>& w, const float* bias) {
@@ -45,7 +46,7 @@ std::vector<float> naive_forward(const PointwiseParams& p, const std::vector<flo
         double s = bias ? bias[o] : 0.0;
         for (int64_t c = 0; c < p.in_channels; ++c)
           s += double(w[o * p.in_channels + c]) * x[(n * p.in_channels + c) * p.pixels + q];
-        y[(n * p.out_channels + o) * p.pixels + q] = float(s);
+        y[(n * p.out_channels + o) * p.pixels + q] = float(activate(s, p.activation));
       }
   return y;
 }
@@ -171,6 +172,8 @@ int main() {
   cases.push_back({3, 16, 40, 1500});
   cases.push_back({3, 40, 16, 1500});
   cases.push_back({0, 8, 24, 10});  // an empty batch: dW = 0
+  // Every case's forward with one of the activations (the inference ops' epilogue), cycling.
+  for (size_t i = 0; i < cases.size(); ++i) cases[i].activation = sepconv::test::activation_for(i);
   int tested = 0;
   for (const std::string& isa : sepconv::cpu::usable_isas()) {
     sepconv::cpu::set_active_isa(isa);

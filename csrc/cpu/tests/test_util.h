@@ -29,6 +29,15 @@ struct Rng {
   }
 };
 
+// The i-th activation, cycling through every kind (none included); hardtanh clips both sides of
+// the test data's range.
+inline cpu::Activation activation_for(int64_t i) {
+  cpu::Activation a;
+  a.kind = static_cast<cpu::Activation::Kind>(i % (cpu::Activation::kGelu + 1));
+  if (a.kind == cpu::Activation::kHardtanh) a.min_val = -0.5, a.max_val = 0.7;
+  return a;
+}
+
 // (N, C, P) -> (N, P, C): an NCHW tensor (P = H*W) as NHWC.
 template <typename T>
 std::vector<T> to_nhwc(const std::vector<T>& x, int64_t n, int64_t c, int64_t pixels) {

@@ -85,13 +85,17 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
   return grad_weight;
 }
 
-at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
-                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const auto call =
-      prepare_depthwise_forward(input, weight, bias, stride, padding, dilation, empty_cpu_output);
+// The forward of both ops: `op` names it in errors, `activation` is the epilogue (the inference
+// op's; none for sepconv::depthwise_conv2d).
+at::Tensor depthwise_forward(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation,
+                             const cpu::Activation& activation) {
+  auto call = prepare_depthwise_forward(input, weight, bias, stride, padding, dilation,
+                                        empty_cpu_output, op);
   at::Tensor output = call.output;
   if (output.numel() == 0) return output;
+  call.params.activation = activation;
   const auto& p = call.params;
   const auto fmt = call.format;
   const int64_t taps = p.kernel_h * p.kernel_w;
@@ -119,10 +123,27 @@ at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   return output;
 }
 
+at::Tensor depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                at::IntArrayRef padding, at::IntArrayRef dilation) {
+  return depthwise_forward("sepconv::depthwise_conv2d", input, weight, bias, stride, padding,
+                           dilation, cpu::Activation{});
+}
+
+at::Tensor fused_depthwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                      const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                      at::IntArrayRef padding, at::IntArrayRef dilation,
+                                      c10::string_view activation, double min_val, double max_val) {
+  const char* op = "sepconv::fused_depthwise_conv2d";
+  return depthwise_forward(op, input, weight, bias, stride, padding, dilation,
+                           check_activation(op, activation, min_val, max_val));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(sepconv, CPU, m) {
   m.impl("depthwise_conv2d", depthwise_conv2d_cpu);
+  m.impl("fused_depthwise_conv2d", fused_depthwise_conv2d_cpu);
   m.impl("_depthwise_conv2d_backward_input", backward_input);
   m.impl("_depthwise_conv2d_backward_weight", backward_weight);
 }

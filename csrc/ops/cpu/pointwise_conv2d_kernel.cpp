@@ -42,11 +42,15 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
   return grad_weight;
 }
 
-at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
-                                const std::optional<at::Tensor>& bias) {
-  const auto call = prepare_pointwise_forward(input, weight, bias, empty_cpu_output);
+// The forward of both ops: `op` names it in errors, `activation` is the epilogue (the inference
+// op's; none for sepconv::pointwise_conv2d and for the input gradient).
+at::Tensor pointwise_forward(const char* op, const at::Tensor& input, const at::Tensor& weight,
+                             const std::optional<at::Tensor>& bias,
+                             const cpu::Activation& activation) {
+  auto call = prepare_pointwise_forward(input, weight, bias, empty_cpu_output, op);
   at::Tensor output = call.output;
   if (output.numel() == 0) return output;
+  call.params.activation = activation;
   const auto& p = call.params;
   const at::Tensor& w = call.weight;
   const at::Tensor& b = call.bias;
@@ -77,8 +81,9 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
                      [&](int64_t b0, int64_t e0) {
                        const int64_t j0 = b0 * kColumns,
                                      j1 = std::min(p.out_channels, e0 * kColumns);
-                       const cpu::Gemm g{rows,        j1 - j0, p.in_channels, p.in_channels, 1,
-                                         w.stride(1), 1,       p.out_channels};
+                       cpu::Gemm g{rows,        j1 - j0, p.in_channels, p.in_channels, 1,
+                                   w.stride(1), 1,       p.out_channels};
+                       g.activation = p.activation;
                        kernels.gemm(g, xp, wp + j0, y + j0, nullptr, bp ? bp + j0 : nullptr);
                      });
       return;
@@ -116,10 +121,24 @@ at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weigh
   return output;
 }
 
+at::Tensor pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                const std::optional<at::Tensor>& bias) {
+  return pointwise_forward("sepconv::pointwise_conv2d", input, weight, bias, cpu::Activation{});
+}
+
+at::Tensor fused_pointwise_conv2d_cpu(const at::Tensor& input, const at::Tensor& weight,
+                                      const std::optional<at::Tensor>& bias,
+                                      c10::string_view activation, double min_val, double max_val) {
+  const char* op = "sepconv::fused_pointwise_conv2d";
+  return pointwise_forward(op, input, weight, bias,
+                           check_activation(op, activation, min_val, max_val));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(sepconv, CPU, m) {
   m.impl("pointwise_conv2d", pointwise_conv2d_cpu);
+  m.impl("fused_pointwise_conv2d", fused_pointwise_conv2d_cpu);
   m.impl("_pointwise_conv2d_backward_weight", backward_weight);
 }
 

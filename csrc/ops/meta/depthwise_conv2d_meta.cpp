@@ -17,6 +17,17 @@ at::Tensor forward(const at::Tensor& input, const at::Tensor& weight,
   return at::empty_symint(out, input.options().memory_format(output_memory_format(input)));
 }
 
+at::Tensor fused_forward(const at::Tensor& input, const at::Tensor& weight,
+                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                         at::IntArrayRef padding, at::IntArrayRef dilation,
+                         c10::string_view activation, double min_val, double max_val) {
+  const char* op = "sepconv::fused_depthwise_conv2d";
+  check_activation(op, activation, min_val, max_val);
+  const auto out = check_depthwise_forward(op, input, weight, bias,
+                                           check_geometry(op, stride, padding, dilation));
+  return at::empty_symint(out, input.options().memory_format(output_memory_format(input)));
+}
+
 at::Tensor backward_input(const at::Tensor& grad_output, const at::Tensor& weight,
                           c10::SymIntArrayRef input_size, at::IntArrayRef stride,
                           at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -41,6 +52,7 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
 
 TORCH_LIBRARY_IMPL(sepconv, Meta, m) {
   m.impl("depthwise_conv2d", forward);
+  m.impl("fused_depthwise_conv2d", fused_forward);
   m.impl("_depthwise_conv2d_backward_input", backward_input);
   m.impl("_depthwise_conv2d_backward_weight", backward_weight);
 }

@@ -13,6 +13,15 @@ at::Tensor forward(const at::Tensor& input, const at::Tensor& weight,
   return at::empty_symint(out, input.options().memory_format(output_memory_format(input)));
 }
 
+at::Tensor fused_forward(const at::Tensor& input, const at::Tensor& weight,
+                         const std::optional<at::Tensor>& bias, c10::string_view activation,
+                         double min_val, double max_val) {
+  const char* op = "sepconv::fused_pointwise_conv2d";
+  check_activation(op, activation, min_val, max_val);
+  const auto out = check_pointwise_forward(op, input, weight, bias);
+  return at::empty_symint(out, input.options().memory_format(output_memory_format(input)));
+}
+
 at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& input) {
   check_pointwise_backward_weight("sepconv::_pointwise_conv2d_backward_weight", grad_output, input);
   return at::empty_symint({grad_output.sym_size(1), input.sym_size(1)}, input.options());
@@ -22,6 +31,7 @@ at::Tensor backward_weight(const at::Tensor& grad_output, const at::Tensor& inpu
 
 TORCH_LIBRARY_IMPL(sepconv, Meta, m) {
   m.impl("pointwise_conv2d", forward);
+  m.impl("fused_pointwise_conv2d", fused_forward);
   m.impl("_pointwise_conv2d_backward_weight", backward_weight);
 }
 
